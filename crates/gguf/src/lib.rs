@@ -1,0 +1,3 @@
+//! llmos-gguf: read GGUF files over mmap.
+mod types;
+pub use types::{GgmlType, QK_K};
