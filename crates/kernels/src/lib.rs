@@ -15,6 +15,7 @@
 
 pub mod matmul;
 pub mod ops;
+pub mod par;
 pub mod pool;
 pub mod quant;
 pub mod simd;

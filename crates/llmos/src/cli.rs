@@ -1,0 +1,163 @@
+//! Command-line flags.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "llmos", version, about = "Run local LLMs from GGUF files: one binary, no Python at run time.")]
+pub struct Cli {
+    /// Where models and data live (default: $LLMOS_HOME, else ~/.cache/llmos).
+    #[arg(long, global = true, env = "LLMOS_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Answer one prompt, streaming the reply to stdout.
+    Run {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        gen: GenArgs,
+        /// Send the prompt as-is, without the chat template.
+        #[arg(long)]
+        raw: bool,
+        /// A system message for the chat template.
+        #[arg(long)]
+        system: Option<String>,
+        /// Print prompt and generation speed to stderr.
+        #[arg(short, long)]
+        verbose: bool,
+        /// Read the prompt from a file.
+        #[arg(short, long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// The prompt ("-" reads stdin).
+        prompt: Option<String>,
+    },
+    /// Interactive multi-turn chat (reads lines from stdin when piped).
+    Chat {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        gen: GenArgs,
+        /// A system message.
+        #[arg(long)]
+        system: Option<String>,
+        /// Print speed after each reply.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Download a catalog model, or import a .gguf path or http(s) URL.
+    Pull {
+        /// Catalog name, path or URL.
+        model: String,
+    },
+    /// List downloaded models.
+    #[command(alias = "ls")]
+    List,
+    /// Remove a downloaded model.
+    Rm {
+        model: String,
+    },
+    /// Show the models llmos knows how to pull.
+    Catalog,
+    /// Show a model's metadata and tensors.
+    Info {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Print long arrays (vocabularies) and every tensor in full.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Print the token ids of a text.
+    Tokenize {
+        #[arg(short, long, default_value = llmos_store::DEFAULT_MODEL)]
+        model: String,
+        /// Print a JSON array of ids on one line.
+        #[arg(long)]
+        ids: bool,
+        /// Parse special-token text (e.g. <|im_start|>) as special tokens.
+        #[arg(long)]
+        special: bool,
+        /// Do not add BOS/EOS even if the model's metadata asks for them.
+        #[arg(long)]
+        no_bos: bool,
+        /// Read the text from a file.
+        #[arg(short, long)]
+        file: Option<PathBuf>,
+        text: Option<String>,
+    },
+    /// Perplexity of a text file (llama.cpp's method).
+    Perplexity(PerplexityArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Catalog name, .gguf path or URL.
+    #[arg(short, long, default_value = llmos_store::DEFAULT_MODEL, env = "LLMOS_MODEL")]
+    pub model: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GenArgs {
+    /// Maximum tokens to generate (default: until the model stops or the context fills).
+    #[arg(short = 'n', long, value_name = "N")]
+    pub max_tokens: Option<usize>,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.8)]
+    pub temp: f32,
+    /// Keep only the K most likely tokens (0: off).
+    #[arg(long, default_value_t = 40)]
+    pub top_k: usize,
+    /// Nucleus sampling threshold (1: off).
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Drop tokens less likely than this fraction of the best (0: off).
+    #[arg(long, default_value_t = 0.05)]
+    pub min_p: f32,
+    /// Penalise repeats of recent tokens (1: off).
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    /// How many recent tokens the penalties look at.
+    #[arg(long, default_value_t = 64)]
+    pub repeat_last_n: usize,
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    pub presence_penalty: f32,
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    pub frequency_penalty: f32,
+    /// Random seed (default: from the clock). The same seed gives the same output.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Stop when this text appears (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+    /// Context size in tokens (default: min(4096, the model's)).
+    #[arg(short, long, default_value_t = 0)]
+    pub ctx: usize,
+    /// Threads (default: all cores).
+    #[arg(short, long, default_value_t = 0)]
+    pub threads: usize,
+    /// Chat template: a built-in name (chatml, gemma, llama3, llama2) or a Jinja file.
+    #[arg(long)]
+    pub template: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PerplexityArgs {
+    #[arg(short, long, default_value = llmos_store::DEFAULT_MODEL)]
+    pub model: String,
+    /// The text file to score.
+    #[arg(short, long)]
+    pub file: PathBuf,
+    /// Tokens per chunk.
+    #[arg(short, long, default_value_t = 512)]
+    pub ctx: usize,
+    /// Score at most this many chunks (default: all).
+    #[arg(long)]
+    pub chunks: Option<usize>,
+    /// Threads (default: all cores).
+    #[arg(short, long, default_value_t = 0)]
+    pub threads: usize,
+}
