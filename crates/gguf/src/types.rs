@@ -216,6 +216,8 @@ impl GgmlType {
     /// of blocks or the size overflows.
     pub fn bytes_for(self, n: u64) -> Option<u64> {
         let bs = self.block_size() as u64;
+        // `is_multiple_of` needs Rust 1.87; the workspace MSRV is 1.85.
+        #[allow(clippy::manual_is_multiple_of)]
         if n % bs != 0 {
             return None;
         }
