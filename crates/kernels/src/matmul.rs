@@ -1,1 +1,349 @@
-//! matmul (in progress)
+//! `y = x · Wᵀ` for a batch of activation rows against a quantized weight
+//! matrix borrowed from the model file.
+//!
+//! Design, as ggml: the activations are quantized once per call to the
+//! weight type's [`quant::vec_dot_type`], then every output element is one
+//! dot product of a weight row with an activation row. Work is split into
+//! blocks of output rows (features); each block is one pool task and loops
+//! over the tokens in tiles of [`TOKEN_TILE`], four tokens per weight-row pass
+//! (`dot4`), so in prefill each weight block is decoded once per four tokens
+//! and stays in cache across tiles.
+//!
+//! Determinism: each output element is computed by one dot with a fixed
+//! operation order (`dot4` lane k equals `dot` on token k bit for bit), so the
+//! result does not depend on the thread count, the tiling or the batch size.
+//!
+//! ```
+//! use llmos_kernels::matmul::{matmul, matmul_scalar, MatmulScratch, QMatrix};
+//! use llmos_kernels::pool::ThreadPool;
+//! use llmos_kernels::{quant, GgmlType};
+//!
+//! let (rows, cols, n) = (8, 64, 3);
+//! let wf: Vec<f32> = (0..rows * cols).map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0).collect();
+//! let mut data = vec![0u8; rows * 68]; // 2 q8_0 blocks per row
+//! for (r, row) in data.chunks_mut(68).enumerate() {
+//!     quant::quantize_row(GgmlType::Q8_0, &wf[r * cols..(r + 1) * cols], row)?;
+//! }
+//! let w = QMatrix::new(GgmlType::Q8_0, &data, rows, cols)?;
+//! let x: Vec<f32> = (0..n * cols).map(|i| (i as f32 * 0.1).cos()).collect();
+//! let (mut y, mut y_ref) = (vec![0f32; n * rows], vec![0f32; n * rows]);
+//! matmul(&ThreadPool::new(2), &w, &x, n, &mut y, &mut MatmulScratch::default());
+//! matmul_scalar(&w, &x, n, &mut y_ref);
+//! assert!(y.iter().zip(&y_ref).all(|(a, b)| (a - b).abs() < 1e-4));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::pool::ThreadPool;
+use crate::quant;
+use crate::simd::Kernel;
+use llmos_gguf::GgmlType;
+
+/// Tokens per tile: a tile's quantized activations (16 × a few KiB) stay in
+/// L1/L2 while a block of weight rows streams past.
+const TOKEN_TILE: usize = 16;
+/// Upper bound on the weight bytes of one row block, so that a block stays
+/// in L2 while the token tiles loop over it.
+const BLOCK_BYTES: usize = 256 * 1024;
+/// Row blocks per thread: enough slack to balance a busy 2-core machine.
+const BLOCKS_PER_THREAD: usize = 4;
+
+/// Errors from describing a weight matrix.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum MatmulError {
+    /// No dot product exists for the weight type.
+    #[error("matmul: weight type {ty} is not supported")]
+    Unsupported { ty: GgmlType },
+    /// A row does not split into whole blocks.
+    #[error("matmul: {ty} matrix {rows}x{cols}: {cols} columns is not a multiple of the block size {block}")]
+    NotBlockMultiple {
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        block: usize,
+    },
+    /// The data is not exactly `rows` rows.
+    #[error("matmul: {ty} matrix {rows}x{cols} takes {expected} bytes, got {got}")]
+    ByteLen {
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        expected: usize,
+        got: usize,
+    },
+    /// The size does not fit in `usize`.
+    #[error("matmul: {ty} matrix {rows}x{cols}: size overflows")]
+    Overflow {
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+    },
+}
+
+/// A weight matrix borrowed from the model file: `rows` rows (output
+/// features) of `cols` elements (input features); row `r` is bytes
+/// `[r * row_bytes, (r + 1) * row_bytes)`.
+#[derive(Clone, Copy, Debug)]
+pub struct QMatrix<'a> {
+    pub ty: GgmlType,
+    pub data: &'a [u8],
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl<'a> QMatrix<'a> {
+    /// Describes `data` as a `rows × cols` matrix of type `ty`.
+    ///
+    /// # Errors
+    /// If the type has no dot product, `cols` is not a whole number of
+    /// blocks, or `data` is not exactly `rows` rows; the error names the type
+    /// and the sizes.
+    pub fn new(
+        ty: GgmlType,
+        data: &'a [u8],
+        rows: usize,
+        cols: usize,
+    ) -> Result<Self, MatmulError> {
+        let m = QMatrix {
+            ty,
+            data,
+            rows,
+            cols,
+        };
+        m.check()?;
+        Ok(m)
+    }
+
+    /// Bytes per row.
+    pub fn row_bytes(&self) -> usize {
+        self.cols / self.ty.block_size() * self.ty.type_size()
+    }
+
+    /// The bytes of row `r` (`r < rows`).
+    fn row(&self, r: usize) -> &'a [u8] {
+        let rb = self.row_bytes();
+        &self.data[r * rb..(r + 1) * rb]
+    }
+
+    /// The checks of [`QMatrix::new`] (the fields are public, so `matmul`
+    /// repeats them).
+    fn check(&self) -> Result<(), MatmulError> {
+        let (ty, rows, cols) = (self.ty, self.rows, self.cols);
+        if !quant::is_supported(ty) {
+            return Err(MatmulError::Unsupported { ty });
+        }
+        let block = ty.block_size();
+        let at_block = quant::vec_dot_type(ty).block_size();
+        if !cols.is_multiple_of(block) || !cols.is_multiple_of(at_block) {
+            return Err(MatmulError::NotBlockMultiple {
+                ty,
+                rows,
+                cols,
+                block: block.max(at_block),
+            });
+        }
+        let expected = (cols / block)
+            .checked_mul(ty.type_size())
+            .and_then(|rb| rb.checked_mul(rows))
+            .ok_or(MatmulError::Overflow { ty, rows, cols })?;
+        if self.data.len() != expected {
+            return Err(MatmulError::ByteLen {
+                ty,
+                rows,
+                cols,
+                expected,
+                got: self.data.len(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Reusable buffers for [`matmul`]: the quantized activations. Grows on first
+/// use (to the largest batch seen), then allocates nothing.
+#[derive(Default, Debug)]
+pub struct MatmulScratch {
+    /// (n, activation row bytes)
+    q: Vec<u8>,
+}
+
+/// A pointer to `y` that pool tasks may share; each task writes only its own
+/// elements.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+
+impl OutPtr {
+    /// A method (not the field) so closures capture the whole `Sync` wrapper.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+// SAFETY: tasks write disjoint elements (see `matmul`), and f32 is Send.
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
+
+/// Same, for the quantized activation rows.
+#[derive(Clone, Copy)]
+struct BytesPtr(*mut u8);
+
+impl BytesPtr {
+    /// A method (not the field) so closures capture the whole `Sync` wrapper.
+    fn get(self) -> *mut u8 {
+        self.0
+    }
+}
+// SAFETY: tasks write disjoint rows (see `quantize_activations`).
+unsafe impl Send for BytesPtr {}
+// SAFETY: as above.
+unsafe impl Sync for BytesPtr {}
+
+/// Panics with the check's message if the arguments do not describe a matmul.
+fn check_args(w: &QMatrix, x: &[f32], n: usize, y: &[f32]) {
+    if let Err(e) = w.check() {
+        panic!("{e}");
+    }
+    let need_x = n.checked_mul(w.cols);
+    let need_y = n.checked_mul(w.rows);
+    assert!(
+        need_x.is_some_and(|k| x.len() >= k),
+        "matmul: x has {} floats, need {n} tokens x {} cols",
+        x.len(),
+        w.cols
+    );
+    assert!(
+        need_y.is_some_and(|k| y.len() >= k),
+        "matmul: y has {} floats, need {n} tokens x {} rows",
+        y.len(),
+        w.rows
+    );
+}
+
+/// `y (n, rows) = x (n, cols) · Wᵀ`, all row-major f32; only the first
+/// `n * cols` / `n * rows` floats of `x` / `y` are used.
+///
+/// Quantizes `x` once to [`quant::vec_dot_type`]`(w.ty)` into `scratch`, then
+/// splits blocks of output rows across the pool. The result is identical for
+/// any thread count and equals [`matmul_scalar`] up to float reassociation.
+///
+/// # Panics
+/// If `w` fails [`QMatrix::new`]'s checks or `x` / `y` are too short.
+pub fn matmul(
+    pool: &ThreadPool,
+    w: &QMatrix,
+    x: &[f32],
+    n: usize,
+    y: &mut [f32],
+    scratch: &mut MatmulScratch,
+) {
+    check_args(w, x, n, y);
+    if n == 0 || w.rows == 0 {
+        return;
+    }
+    let a_row = quantize_activations(pool, w, x, n, scratch);
+    let q = &scratch.q[..n * a_row];
+    let kernel = Kernel::best(w.ty);
+    let (rows, cols) = (w.rows, w.cols);
+
+    let row_bytes = w.row_bytes().max(1);
+    let target_blocks = if pool.n_threads() > 1 {
+        pool.n_threads() * BLOCKS_PER_THREAD
+    } else {
+        1
+    };
+    let block_rows = rows
+        .div_ceil(target_blocks)
+        .min((BLOCK_BYTES / row_bytes).max(4))
+        .max(1);
+    let n_blocks = rows.div_ceil(block_rows);
+    let out = OutPtr(y.as_mut_ptr());
+
+    pool.run(n_blocks, |b| {
+        let r0 = b * block_rows;
+        let r1 = (r0 + block_rows).min(rows);
+        for t0 in (0..n).step_by(TOKEN_TILE) {
+            let t1 = (t0 + TOKEN_TILE).min(n);
+            for r in r0..r1 {
+                let wr = w.row(r);
+                let mut t = t0;
+                while t + 4 <= t1 {
+                    let v = kernel.dot4(wr, &q[t * a_row..(t + 4) * a_row], a_row, cols);
+                    for (k, v) in v.into_iter().enumerate() {
+                        // SAFETY: (t + k, r) with t + k < n, r < rows lies in
+                        // y[..n * rows] (checked above); row r belongs to this
+                        // block only, so no other task writes this element,
+                        // and `y` stays borrowed until `run` returns.
+                        unsafe { *out.get().add((t + k) * rows + r) = v };
+                    }
+                    t += 4;
+                }
+                for t in t..t1 {
+                    let v = kernel.dot(wr, &q[t * a_row..(t + 1) * a_row], cols);
+                    // SAFETY: as above.
+                    unsafe { *out.get().add(t * rows + r) = v };
+                }
+            }
+        }
+    });
+}
+
+/// Quantizes the `n` rows of `x` into `scratch.q`, in parallel for batches;
+/// returns the bytes per quantized row.
+fn quantize_activations(
+    pool: &ThreadPool,
+    w: &QMatrix,
+    x: &[f32],
+    n: usize,
+    scratch: &mut MatmulScratch,
+) -> usize {
+    let at = quant::vec_dot_type(w.ty);
+    let cols = w.cols;
+    let a_row = cols / at.block_size() * at.type_size();
+    if scratch.q.len() < n * a_row {
+        scratch.q.resize(n * a_row, 0);
+    }
+    let quantize_one = |t: usize, dst: &mut [u8]| {
+        let r = quant::quantize_row(at, &x[t * cols..(t + 1) * cols], dst);
+        // Unreachable: `check_args` verified that `cols` splits into whole
+        // blocks of `at`, and `dst` is exactly one row.
+        debug_assert!(r.is_ok(), "quantize {at}: {r:?}");
+    };
+    const TOKENS_PER_TASK: usize = 4;
+    if n < 2 * TOKENS_PER_TASK || pool.n_threads() == 1 {
+        for (t, dst) in scratch.q[..n * a_row]
+            .chunks_exact_mut(a_row.max(1))
+            .enumerate()
+        {
+            quantize_one(t, dst);
+        }
+        return a_row;
+    }
+    let base = BytesPtr(scratch.q.as_mut_ptr());
+    pool.run(n.div_ceil(TOKENS_PER_TASK), |i| {
+        for t in i * TOKENS_PER_TASK..((i + 1) * TOKENS_PER_TASK).min(n) {
+            // SAFETY: row t lies in scratch.q[..n * a_row] (resized above);
+            // each t belongs to exactly one task, and `scratch` stays
+            // mutably borrowed until `run` returns.
+            let dst = unsafe { std::slice::from_raw_parts_mut(base.get().add(t * a_row), a_row) };
+            quantize_one(t, dst);
+        }
+    });
+    a_row
+}
+
+/// The reference `matmul`: quantize each row of `x`, then
+/// [`quant::vec_dot_scalar`] for every (token, row), single-threaded.
+///
+/// # Panics
+/// As [`matmul`].
+pub fn matmul_scalar(w: &QMatrix, x: &[f32], n: usize, y: &mut [f32]) {
+    check_args(w, x, n, y);
+    let at = quant::vec_dot_type(w.ty);
+    let mut q = vec![0u8; w.cols / at.block_size() * at.type_size()];
+    for t in 0..n {
+        let r = quant::quantize_row(at, &x[t * w.cols..(t + 1) * w.cols], &mut q);
+        debug_assert!(r.is_ok(), "quantize {at}: {r:?}");
+        for r in 0..w.rows {
+            y[t * w.rows + r] = quant::vec_dot_scalar(w.ty, w.row(r), &q, w.cols);
+        }
+    }
+}
