@@ -30,6 +30,7 @@
 
 pub mod blocks;
 mod float;
+mod kquants;
 mod legacy;
 
 pub use float::f32_to_bf16_bits;
@@ -60,7 +61,7 @@ pub enum QuantError {
 }
 
 /// The weight types this module dequantizes and dots, in GGUF id order.
-const SUPPORTED: [GgmlType; 8] = [
+const SUPPORTED: [GgmlType; 13] = [
     GgmlType::F32,
     GgmlType::F16,
     GgmlType::Q4_0,
@@ -68,6 +69,11 @@ const SUPPORTED: [GgmlType; 8] = [
     GgmlType::Q5_0,
     GgmlType::Q5_1,
     GgmlType::Q8_0,
+    GgmlType::Q2_K,
+    GgmlType::Q3_K,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
     GgmlType::BF16,
 ];
 
@@ -122,8 +128,8 @@ fn check_len(ty: GgmlType, n: usize, got: usize) -> Result<(), QuantError> {
 
 /// Decode a row of `dst.len()` elements of type `ty` from `src`.
 ///
-/// Accepts every supported weight type and the activation formats q8_0,
-/// q8_1; output is bit-identical to ggml's `dequantize_row_*`.
+/// Accepts every supported weight type and the activation formats q8_1 and
+/// q8_K; output is bit-identical to ggml's `dequantize_row_*`.
 ///
 /// # Errors
 /// [`QuantError::Unsupported`] for other types, [`QuantError::NotBlockMultiple`]
@@ -132,7 +138,7 @@ fn check_len(ty: GgmlType, n: usize, got: usize) -> Result<(), QuantError> {
 pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
     use GgmlType::*;
     let op = "dequantize_row";
-    if !(is_supported(ty) || matches!(ty, Q8_1)) {
+    if !(is_supported(ty) || matches!(ty, Q8_1 | Q8_K)) {
         return Err(QuantError::Unsupported { op, ty });
     }
     check_len(ty, dst.len(), src.len())?;
@@ -146,6 +152,12 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), Q
         Q5_1 => legacy::dequantize_q5_1(src, dst),
         Q8_0 => legacy::dequantize_q8_0(src, dst),
         Q8_1 => legacy::dequantize_q8_1(src, dst),
+        Q2_K => kquants::dequantize_q2_k(src, dst),
+        Q3_K => kquants::dequantize_q3_k(src, dst),
+        Q4_K => kquants::dequantize_q4_k(src, dst),
+        Q5_K => kquants::dequantize_q5_k(src, dst),
+        Q6_K => kquants::dequantize_q6_k(src, dst),
+        Q8_K => kquants::dequantize_q8_k(src, dst),
         _ => return Err(QuantError::Unsupported { op, ty }),
     }
     Ok(())
@@ -154,7 +166,7 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), Q
 /// Encode the row `src` as type `ty` into `dst`, following ggml's reference
 /// quantizers (`quantize_row_*_ref`, round-to-nearest-even for f16/bf16).
 ///
-/// Supported: the activation formats f32, f16, bf16, q8_0, q8_1, and the
+/// Supported: the activation formats f32, f16, bf16, q8_0, q8_1, q8_K, and the
 /// legacy weight formats q4_0, q4_1, q5_0, q5_1 (for tests and tools).
 ///
 /// # Errors
@@ -166,7 +178,7 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), Qua
     let op = "quantize_row";
     if !matches!(
         ty,
-        F32 | F16 | BF16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q8_1
+        F32 | F16 | BF16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q8_1 | Q8_K
     ) {
         return Err(QuantError::Unsupported { op, ty });
     }
@@ -181,6 +193,7 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), Qua
         Q5_1 => legacy::quantize_q5_1(src, dst),
         Q8_0 => legacy::quantize_q8_0(src, dst),
         Q8_1 => legacy::quantize_q8_1(src, dst),
+        Q8_K => kquants::quantize_q8_k(src, dst),
         _ => return Err(QuantError::Unsupported { op, ty }),
     }
     Ok(())
@@ -217,6 +230,11 @@ pub fn vec_dot_scalar(ty: GgmlType, w: &[u8], a: &[u8], n: usize) -> f32 {
         Q5_0 => legacy::dot_q5_0_q8_0(w, a),
         Q5_1 => legacy::dot_q5_1_q8_1(w, a),
         Q8_0 => legacy::dot_q8_0_q8_0(w, a),
+        Q2_K => kquants::dot_q2_k_q8_k(w, a),
+        Q3_K => kquants::dot_q3_k_q8_k(w, a),
+        Q4_K => kquants::dot_q4_k_q8_k(w, a),
+        Q5_K => kquants::dot_q5_k_q8_k(w, a),
+        Q6_K => kquants::dot_q6_k_q8_k(w, a),
         _ => f32::NAN,
     }
 }
