@@ -1,7 +1,29 @@
 //! x86-64 dot kernels: AVX2 (+FMA, F16C) and AVX-512 VNNI.
+//!
+//! Every kernel is a generic body (`#[inline(always)]`) instantiated by a
+//! thin `#[target_feature]` entry point per level, so one source serves both
+//! levels: the levels differ only in how 32 u8 × i8 products are summed into
+//! eight i32 lanes ([`IDot`]): `vpmaddubsw` + `vpmaddwd` on AVX2, one
+//! `vpdpbusd` with VNNI. Both sum the same four bytes into each lane and
+//! neither overflows for the value ranges below, so the two levels give
+//! bit-identical results.
+//!
+//! Safety contract of the `unsafe fn` helpers: the caller runs with the
+//! features of the entry point that inlines them (AVX2, FMA, F16C, plus
+//! AVX-512 VL + VNNI for [`Vnni`]) and passes pointers to enough readable
+//! bytes. Each generic body checks its slice lengths once on entry, which
+//! bounds every pointer it forms.
+//!
+//! Value ranges: q8 activations are in -127..=127 (ggml's quantizers never
+//! emit -128) and weights fit their formats, so `vpmaddubsw` pairs stay
+//! below 2 · 128 · 127 < 2^15 and never saturate. A q8_0 *weight* of -128
+//! times an activation of -128 would saturate there, as it does in ggml.
 
 use super::{Dot4Fn, DotFn, SimdLevel};
+use crate::quant::blocks::{q4_0, q4_1, q5_0, q5_1, q8_0, q8_1, QK};
+use core::arch::x86_64::*;
 use llmos_gguf::GgmlType;
+use std::ptr::read_unaligned;
 
 /// AVX2 level: AVX2, FMA and F16C (every x86-64 CPU since Haswell).
 pub(super) fn has_avx2() -> bool {
@@ -21,6 +43,413 @@ pub(super) fn has_avx512vnni() -> bool {
 
 /// The kernels for `ty` at `level` (`None`: use the scalar reference).
 pub(super) fn kernels(level: SimdLevel, ty: GgmlType) -> (Option<DotFn>, Option<Dot4Fn>) {
-    let _ = (level, ty);
-    (None, None)
+    use GgmlType::*;
+    match (level, ty) {
+        (SimdLevel::Scalar, _) => (None, None),
+        (SimdLevel::Avx2, Q8_0) => (Some(avx2::q8_0), Some(avx2::q8_0_x4)),
+        (SimdLevel::Avx2, Q4_0) => (Some(avx2::q4_0), Some(avx2::q4_0_x4)),
+        (SimdLevel::Avx2, Q4_1) => (Some(avx2::q4_1), Some(avx2::q4_1_x4)),
+        (SimdLevel::Avx2, Q5_0) => (Some(avx2::q5_0), Some(avx2::q5_0_x4)),
+        (SimdLevel::Avx2, Q5_1) => (Some(avx2::q5_1), Some(avx2::q5_1_x4)),
+        (SimdLevel::Avx512Vnni, Q8_0) => (Some(vnni::q8_0), Some(vnni::q8_0_x4)),
+        (SimdLevel::Avx512Vnni, Q4_0) => (Some(vnni::q4_0), Some(vnni::q4_0_x4)),
+        (SimdLevel::Avx512Vnni, Q4_1) => (Some(vnni::q4_1), Some(vnni::q4_1_x4)),
+        (SimdLevel::Avx512Vnni, Q5_0) => (Some(vnni::q5_0), Some(vnni::q5_0_x4)),
+        (SimdLevel::Avx512Vnni, Q5_1) => (Some(vnni::q5_1), Some(vnni::q5_1_x4)),
+        // Float rows have nothing to decode, so four tokens share little:
+        // `dot4` falls back to four `dot`s.
+        (_, F32) => (Some(avx2::f32), None),
+        (_, F16) => (Some(avx2::f16), None),
+        (_, BF16) => (Some(avx2::bf16), None),
+        _ => (None, None),
+    }
+}
+
+// ---- integer dot flavours ---------------------------------------------------
+
+/// Sums the 32 products `u[j] * s[j]` (u8 × i8) in groups of four into eight
+/// i32 lanes: lane i = sum over j in 4i..4i+4.
+trait IDot {
+    /// # Safety
+    /// Requires the level's CPU features.
+    unsafe fn dot(u: __m256i, s: __m256i) -> __m256i;
+}
+
+/// AVX2: `vpmaddubsw` (pairs to i16) then `vpmaddwd` with ones (to i32).
+struct Avx2;
+impl IDot for Avx2 {
+    #[inline(always)]
+    unsafe fn dot(u: __m256i, s: __m256i) -> __m256i {
+        _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+    }
+}
+
+/// AVX-512 VNNI on 256-bit registers: one `vpdpbusd`.
+struct Vnni;
+impl IDot for Vnni {
+    #[inline(always)]
+    unsafe fn dot(u: __m256i, s: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
+    }
+}
+
+// ---- small helpers ------------------------------------------------------------
+
+/// The f16 at `p` as f32 (F16C).
+#[inline(always)]
+unsafe fn f16_at(p: *const u8) -> f32 {
+    let bits = read_unaligned(p.cast::<u16>());
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
+}
+
+#[inline(always)]
+unsafe fn load256(p: *const u8) -> __m256i {
+    _mm256_loadu_si256(p.cast())
+}
+
+/// The 32 nibbles of 16 bytes at `p` in element order: low nibbles are
+/// elements 0..16, high nibbles 16..32.
+#[inline(always)]
+unsafe fn nibbles32(p: *const u8) -> __m256i {
+    let raw = _mm_loadu_si128(p.cast());
+    let both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
+    _mm256_and_si256(both, _mm256_set1_epi8(0x0f))
+}
+
+/// Byte j = 0xff if bit j of the little-endian u32 at `p` is set, else 0.
+#[inline(always)]
+unsafe fn bits32(p: *const u8) -> __m256i {
+    let x = read_unaligned(p.cast::<u32>()) as i32;
+    // Byte j takes source byte j / 8 ...
+    let shuf = _mm256_set_epi64x(
+        0x0303_0303_0303_0303,
+        0x0202_0202_0202_0202,
+        0x0101_0101_0101_0101,
+        0,
+    );
+    let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(x), shuf);
+    // ... and is all ones iff bit j % 8 is set once the other bits are forced.
+    let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
+    _mm256_cmpeq_epi8(_mm256_or_si256(bytes, others), _mm256_set1_epi64x(-1))
+}
+
+/// Sum of the eight lanes.
+#[inline(always)]
+unsafe fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+// ---- legacy 32-element blocks ------------------------------------------------
+
+/// A legacy weight format, dotted with q8_0 (`SIGNED`) or q8_1 (with a min).
+trait Legacy {
+    /// Bytes per weight block.
+    const BYTES: usize;
+    /// Weights decode to i8 (× q8_0); otherwise to u8 with a min `m` (× q8_1).
+    const SIGNED: bool;
+    /// The 32 quants of the block at `b`, in element order.
+    unsafe fn quants(b: *const u8) -> __m256i;
+    /// The min `m` (unsigned formats only).
+    unsafe fn min(b: *const u8) -> f32;
+}
+
+struct Q4_0;
+impl Legacy for Q4_0 {
+    const BYTES: usize = q4_0::BYTES;
+    const SIGNED: bool = true;
+    #[inline(always)]
+    unsafe fn quants(b: *const u8) -> __m256i {
+        _mm256_sub_epi8(nibbles32(b.add(q4_0::QS)), _mm256_set1_epi8(8))
+    }
+    #[inline(always)]
+    unsafe fn min(_: *const u8) -> f32 {
+        0.0
+    }
+}
+
+struct Q4_1;
+impl Legacy for Q4_1 {
+    const BYTES: usize = q4_1::BYTES;
+    const SIGNED: bool = false;
+    #[inline(always)]
+    unsafe fn quants(b: *const u8) -> __m256i {
+        nibbles32(b.add(q4_1::QS))
+    }
+    #[inline(always)]
+    unsafe fn min(b: *const u8) -> f32 {
+        f16_at(b.add(q4_1::M))
+    }
+}
+
+struct Q5_0;
+impl Legacy for Q5_0 {
+    const BYTES: usize = q5_0::BYTES;
+    const SIGNED: bool = true;
+    #[inline(always)]
+    unsafe fn quants(b: *const u8) -> __m256i {
+        // (nibble | hbit << 4) - 16 is nibble - 16 (as i8: nibble | 0xf0)
+        // when the high bit is clear, and nibble when it is set.
+        let hi = _mm256_andnot_si256(bits32(b.add(q5_0::QH)), _mm256_set1_epi8(0xf0u8 as i8));
+        _mm256_or_si256(nibbles32(b.add(q5_0::QS)), hi)
+    }
+    #[inline(always)]
+    unsafe fn min(_: *const u8) -> f32 {
+        0.0
+    }
+}
+
+struct Q5_1;
+impl Legacy for Q5_1 {
+    const BYTES: usize = q5_1::BYTES;
+    const SIGNED: bool = false;
+    #[inline(always)]
+    unsafe fn quants(b: *const u8) -> __m256i {
+        let hi = _mm256_and_si256(bits32(b.add(q5_1::QH)), _mm256_set1_epi8(0x10));
+        _mm256_or_si256(nibbles32(b.add(q5_1::QS)), hi)
+    }
+    #[inline(always)]
+    unsafe fn min(b: *const u8) -> f32 {
+        f16_at(b.add(q5_1::M))
+    }
+}
+
+struct Q8_0;
+impl Legacy for Q8_0 {
+    const BYTES: usize = q8_0::BYTES;
+    const SIGNED: bool = true;
+    #[inline(always)]
+    unsafe fn quants(b: *const u8) -> __m256i {
+        load256(b.add(q8_0::QS))
+    }
+    #[inline(always)]
+    unsafe fn min(_: *const u8) -> f32 {
+        0.0
+    }
+}
+
+/// One block's integer dot in eight i32 lanes, as floats (exact: |sum| < 2^24).
+#[inline(always)]
+unsafe fn block_dot<I: IDot, W: Legacy>(x: __m256i, aq: __m256i) -> __m256 {
+    let p = if W::SIGNED {
+        // i8 × i8 as u8 × i8: move x's sign onto the activation.
+        I::dot(_mm256_sign_epi8(x, x), _mm256_sign_epi8(aq, x))
+    } else {
+        I::dot(x, aq)
+    };
+    _mm256_cvtepi32_ps(p)
+}
+
+/// `N` dots of one legacy weight row with the activation rows at
+/// `a[k * stride..]`. Per token: blocks go in pairs `t = d0·p0 + d1·p1`,
+/// `acc += t` (halves the dependency chain), an odd last block
+/// `acc += d·p`; then `hsum(acc) + Σ m·s` for the formats with a min.
+#[inline(always)]
+unsafe fn legacy<I: IDot, W: Legacy, const N: usize>(
+    w: &[u8],
+    a: &[u8],
+    stride: usize,
+    n: usize,
+) -> [f32; N] {
+    let (ab, aqs, a_s) = if W::SIGNED {
+        (q8_0::BYTES, q8_0::QS, 0)
+    } else {
+        (q8_1::BYTES, q8_1::QS, q8_1::S)
+    };
+    let nb = n / QK;
+    assert!(
+        w.len() >= nb * W::BYTES && a.len() >= (N - 1) * stride + nb * ab,
+        "legacy dot: short rows"
+    );
+    let (wp, ap) = (w.as_ptr(), a.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut summ = [0f32; N];
+    let mut i = 0;
+    while i + 2 <= nb {
+        let (w0, w1) = (wp.add(i * W::BYTES), wp.add((i + 1) * W::BYTES));
+        let (x0, x1) = (W::quants(w0), W::quants(w1));
+        let (d0, d1) = (f16_at(w0), f16_at(w1));
+        let (m0, m1) = (W::min(w0), W::min(w1));
+        for k in 0..N {
+            let (a0, a1) = (
+                ap.add(k * stride + i * ab),
+                ap.add(k * stride + (i + 1) * ab),
+            );
+            let p0 = block_dot::<I, W>(x0, load256(a0.add(aqs)));
+            let p1 = block_dot::<I, W>(x1, load256(a1.add(aqs)));
+            let t = _mm256_mul_ps(_mm256_set1_ps(d0 * f16_at(a0)), p0);
+            let t = _mm256_fmadd_ps(_mm256_set1_ps(d1 * f16_at(a1)), p1, t);
+            acc[k] = _mm256_add_ps(acc[k], t);
+            if !W::SIGNED {
+                summ[k] += m0 * f16_at(a0.add(a_s));
+                summ[k] += m1 * f16_at(a1.add(a_s));
+            }
+        }
+        i += 2;
+    }
+    if i < nb {
+        let w0 = wp.add(i * W::BYTES);
+        let (x0, d0, m0) = (W::quants(w0), f16_at(w0), W::min(w0));
+        for k in 0..N {
+            let a0 = ap.add(k * stride + i * ab);
+            let p0 = block_dot::<I, W>(x0, load256(a0.add(aqs)));
+            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * f16_at(a0)), p0, acc[k]);
+            if !W::SIGNED {
+                summ[k] += m0 * f16_at(a0.add(a_s));
+            }
+        }
+    }
+    let mut out = [0f32; N];
+    for k in 0..N {
+        out[k] = hsum(acc[k]) + summ[k];
+    }
+    out
+}
+
+// ---- float rows ---------------------------------------------------------------
+
+/// A float element format: eight elements at a time as f32.
+trait Float {
+    const BYTES: usize;
+    unsafe fn load8(p: *const u8) -> __m256;
+    unsafe fn one(p: *const u8) -> f32;
+}
+
+struct F32;
+impl Float for F32 {
+    const BYTES: usize = 4;
+    #[inline(always)]
+    unsafe fn load8(p: *const u8) -> __m256 {
+        _mm256_loadu_ps(p.cast())
+    }
+    #[inline(always)]
+    unsafe fn one(p: *const u8) -> f32 {
+        read_unaligned(p.cast::<f32>())
+    }
+}
+
+struct F16;
+impl Float for F16 {
+    const BYTES: usize = 2;
+    #[inline(always)]
+    unsafe fn load8(p: *const u8) -> __m256 {
+        _mm256_cvtph_ps(_mm_loadu_si128(p.cast()))
+    }
+    #[inline(always)]
+    unsafe fn one(p: *const u8) -> f32 {
+        f16_at(p)
+    }
+}
+
+struct Bf16;
+impl Float for Bf16 {
+    const BYTES: usize = 2;
+    #[inline(always)]
+    unsafe fn load8(p: *const u8) -> __m256 {
+        // bf16 is the top half of an f32.
+        let wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(p.cast()));
+        _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16))
+    }
+    #[inline(always)]
+    unsafe fn one(p: *const u8) -> f32 {
+        f32::from_bits(u32::from(read_unaligned(p.cast::<u16>())) << 16)
+    }
+}
+
+/// Float dot: four 8-lane accumulators over 32 elements per step, the tail
+/// (< 32 elements) summed in order.
+#[inline(always)]
+unsafe fn float_dot<F: Float>(w: &[u8], a: &[u8], n: usize) -> f32 {
+    assert!(
+        w.len() >= n * F::BYTES && a.len() >= n * F::BYTES,
+        "float dot: short rows"
+    );
+    let (wp, ap) = (w.as_ptr(), a.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (j, acc) in acc.iter_mut().enumerate() {
+            let o = (i + 8 * j) * F::BYTES;
+            *acc = _mm256_fmadd_ps(F::load8(wp.add(o)), F::load8(ap.add(o)), *acc);
+        }
+        i += 32;
+    }
+    let mut tail = 0f32;
+    while i < n {
+        tail += F::one(wp.add(i * F::BYTES)) * F::one(ap.add(i * F::BYTES));
+        i += 1;
+    }
+    let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    hsum(s) + tail
+}
+
+// ---- entry points -------------------------------------------------------------
+
+/// Defines the `dot` and `dot4` entry points of legacy format `$w` with
+/// integer flavour `$i` under target features `$feat`.
+macro_rules! legacy_entries {
+    ($feat:literal, $i:ty, $( $name:ident, $name4:ident, $w:ty; )*) => {
+        $(
+            /// # Safety
+            /// Requires the CPU features in `target_feature`.
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn $name(w: &[u8], a: &[u8], n: usize) -> f32 {
+                super::legacy::<$i, $w, 1>(w, a, 0, n)[0]
+            }
+
+            /// # Safety
+            /// Requires the CPU features in `target_feature`.
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn $name4(w: &[u8], a: &[u8], stride: usize, n: usize) -> [f32; 4] {
+                super::legacy::<$i, $w, 4>(w, a, stride, n)
+            }
+        )*
+    };
+}
+
+mod avx2 {
+    use super::{Avx2, Bf16, F16, F32, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0};
+
+    legacy_entries!("avx2,fma,f16c", Avx2,
+        q4_0, q4_0_x4, Q4_0;
+        q4_1, q4_1_x4, Q4_1;
+        q5_0, q5_0_x4, Q5_0;
+        q5_1, q5_1_x4, Q5_1;
+        q8_0, q8_0_x4, Q8_0;
+    );
+
+    /// # Safety
+    /// Requires AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn f32(w: &[u8], a: &[u8], n: usize) -> f32 {
+        super::float_dot::<F32>(w, a, n)
+    }
+
+    /// # Safety
+    /// Requires AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn f16(w: &[u8], a: &[u8], n: usize) -> f32 {
+        super::float_dot::<F16>(w, a, n)
+    }
+
+    /// # Safety
+    /// Requires AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn bf16(w: &[u8], a: &[u8], n: usize) -> f32 {
+        super::float_dot::<Bf16>(w, a, n)
+    }
+}
+
+mod vnni {
+    use super::{Vnni, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0};
+
+    legacy_entries!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni", Vnni,
+        q4_0, q4_0_x4, Q4_0;
+        q4_1, q4_1_x4, Q4_1;
+        q5_0, q5_0_x4, Q5_0;
+        q5_1, q5_1_x4, Q5_1;
+        q8_0, q8_0_x4, Q8_0;
+    );
 }
