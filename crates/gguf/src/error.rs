@@ -32,7 +32,8 @@ pub enum GgufError {
 
     // ---- Header ----------------------------------------------------------
     #[error(
-        "{file}: bad magic at offset 0: found {found:02x?} ({}), expected \"GGUF\" (47 47 55 46)",
+        "{file}: bad magic at offset 0: found bytes {} ({}), expected \"GGUF\" (47 47 55 46)",
+        hex(found),
         printable(found)
     )]
     BadMagic { file: String, found: [u8; 4] },
@@ -208,6 +209,12 @@ pub enum GgufError {
         op: &'static str,
         source: io::Error,
     },
+}
+
+/// The magic bytes as hex, e.g. `47 47 4d 4c`.
+fn hex(bytes: &[u8; 4]) -> String {
+    let parts: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    parts.join(" ")
 }
 
 /// The magic bytes as text, with non-printable bytes as `.`.

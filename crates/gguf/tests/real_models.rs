@@ -165,6 +165,17 @@ fn models_dir() -> Option<PathBuf> {
     }
 }
 
+/// Nanoseconds this thread has spent on a CPU (immune to a busy machine).
+fn cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// Opening parses every token string; 262k of them must stay cheap. The
+/// target is < 50 ms (gemma3, release); we measured ~17 ms of CPU. The bound
+/// here is loose so that only a real regression (e.g. going quadratic) fails.
+const OPEN_CPU_BUDGET_MS: u64 = 250;
+
 fn check_tensor(
     f: &GgufFile,
     got: &llmos_gguf::TensorInfo,
@@ -189,12 +200,26 @@ fn real_models_match_gguf_py() {
             eprintln!("note: {} not found; skipping it", path.display());
             continue;
         }
-        let t0 = Instant::now();
+        // Warm the page cache so the timing below measures parsing, not disk.
+        drop(GgufFile::open(&path));
+        let (t0, c0) = (Instant::now(), cpu_ns());
         let f = match GgufFile::open(&path) {
             Ok(f) => f,
             Err(e) => panic!("open {}: {e}", path.display()),
         };
-        eprintln!("opened {} in {:?}", want.file, t0.elapsed());
+        let cpu_ms = c0.zip(cpu_ns()).map(|(a, b)| (b - a) / 1_000_000);
+        eprintln!(
+            "opened {} in {:?} wall, {cpu_ms:?} ms cpu",
+            want.file,
+            t0.elapsed()
+        );
+        if let Some(ms) = cpu_ms {
+            assert!(
+                ms < OPEN_CPU_BUDGET_MS,
+                "{}: open took {ms} ms of CPU",
+                want.file
+            );
+        }
 
         assert_eq!(f.version(), 3, "{}", want.file);
         assert_eq!(f.alignment(), 32, "{}", want.file);
