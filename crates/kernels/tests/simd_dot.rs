@@ -119,6 +119,32 @@ fn vnni_equals_avx2_bitwise() {
     }
 }
 
+/// The k-quant kernels reduce each super-block to exact integers and then
+/// use the reference's float expression, so they match it bit for bit.
+#[test]
+fn kquant_simd_is_bit_exact() {
+    let mut rng = Rng(256);
+    let kquants = [
+        GgmlType::Q2_K,
+        GgmlType::Q3_K,
+        GgmlType::Q4_K,
+        GgmlType::Q5_K,
+        GgmlType::Q6_K,
+    ];
+    for ty in kquants.into_iter().filter(|t| quant::is_supported(*t)) {
+        for blocks in 1..=8 {
+            let n = blocks * 256;
+            let w = weight_row(&mut rng, ty, n);
+            let a = act_row(&mut rng, ty, n);
+            let want = quant::vec_dot_scalar(ty, &w, &a, n).to_bits();
+            for level in SimdLevel::available() {
+                let got = simd::vec_dot_at(level, ty, &w, &a, n).map(f32::to_bits);
+                assert_eq!(got, Some(want), "{ty} n={n} {}", level.name());
+            }
+        }
+    }
+}
+
 /// Extreme q8 values: weights and activations at ±127 everywhere, the largest
 /// sums the kernels must carry without saturating.
 #[test]

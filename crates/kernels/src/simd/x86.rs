@@ -25,6 +25,8 @@ use core::arch::x86_64::*;
 use llmos_gguf::GgmlType;
 use std::ptr::read_unaligned;
 
+mod kquants;
+
 /// AVX2 level: AVX2, FMA and F16C (every x86-64 CPU since Haswell).
 pub(super) fn has_avx2() -> bool {
     is_x86_feature_detected!("avx2")
@@ -56,6 +58,13 @@ pub(super) fn kernels(level: SimdLevel, ty: GgmlType) -> (Option<DotFn>, Option<
         (SimdLevel::Avx512Vnni, Q4_1) => (Some(vnni::q4_1), Some(vnni::q4_1_x4)),
         (SimdLevel::Avx512Vnni, Q5_0) => (Some(vnni::q5_0), Some(vnni::q5_0_x4)),
         (SimdLevel::Avx512Vnni, Q5_1) => (Some(vnni::q5_1), Some(vnni::q5_1_x4)),
+        // The k-quants' per-sub-block scales need a multiply after the
+        // integer dot either way, so VNNI saves nothing there yet.
+        (_, Q2_K) => (Some(avx2::q2_k), Some(avx2::q2_k_x4)),
+        (_, Q3_K) => (Some(avx2::q3_k), Some(avx2::q3_k_x4)),
+        (_, Q4_K) => (Some(avx2::q4_k), Some(avx2::q4_k_x4)),
+        (_, Q5_K) => (Some(avx2::q5_k), Some(avx2::q5_k_x4)),
+        (_, Q6_K) => (Some(avx2::q6_k), Some(avx2::q6_k_x4)),
         // Float rows have nothing to decode, so four tokens share little:
         // `dot4` falls back to four `dot`s.
         (_, F32) => (Some(avx2::f32), None),
@@ -409,8 +418,38 @@ macro_rules! legacy_entries {
     };
 }
 
+/// Defines the `dot` and `dot4` entry points of the k-quant bodies in
+/// `kquants` under target features `$feat`.
+macro_rules! kquant_entries {
+    ($feat:literal, $( $name:ident, $name4:ident; )*) => {
+        $(
+            /// # Safety
+            /// Requires the CPU features in `target_feature`.
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn $name(w: &[u8], a: &[u8], n: usize) -> f32 {
+                super::kquants::$name::<1>(w, a, 0, n)[0]
+            }
+
+            /// # Safety
+            /// Requires the CPU features in `target_feature`.
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn $name4(w: &[u8], a: &[u8], stride: usize, n: usize) -> [f32; 4] {
+                super::kquants::$name::<4>(w, a, stride, n)
+            }
+        )*
+    };
+}
+
 mod avx2 {
     use super::{Avx2, Bf16, F16, F32, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0};
+
+    kquant_entries!("avx2,fma,f16c",
+        q2_k, q2_k_x4;
+        q3_k, q3_k_x4;
+        q4_k, q4_k_x4;
+        q5_k, q5_k_x4;
+        q6_k, q6_k_x4;
+    );
 
     legacy_entries!("avx2,fma,f16c", Avx2,
         q4_0, q4_0_x4, Q4_0;
