@@ -107,6 +107,8 @@ pub fn vec_dot_type(ty: GgmlType) -> GgmlType {
 /// length is wrong.
 fn row_bytes(ty: GgmlType, n: usize) -> Result<usize, QuantError> {
     let block = ty.block_size();
+    // `is_multiple_of` needs Rust 1.87; the workspace MSRV is 1.85.
+    #[allow(clippy::manual_is_multiple_of)]
     if n % block != 0 {
         return Err(QuantError::NotBlockMultiple { ty, n, block });
     }
