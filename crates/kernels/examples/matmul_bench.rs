@@ -71,6 +71,33 @@ fn time(budget: Duration, mut f: impl FnMut()) -> f64 {
     samples[samples.len() / 2]
 }
 
+/// CPU time of the calling thread (user + system) from
+/// `/proc/thread-self/stat`, in clock ticks of 10 ms; `None` off Linux.
+fn thread_cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are
+    // fields 14 and 15 (1-based) of the whole line.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Seconds of *CPU time* per call of `f` on this thread, over about `wall`
+/// of wall-clock time: the kernel's own speed even when other processes
+/// share the cores (10 ms tick resolution, so give it a second or more).
+fn cpu_time(wall: Duration, mut f: impl FnMut()) -> Option<f64> {
+    f();
+    let t0 = thread_cpu_ticks()?;
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while start.elapsed() < wall || calls < 3 {
+        f();
+        calls += 1;
+    }
+    let ticks = thread_cpu_ticks()? - t0;
+    (ticks > 0).then(|| ticks as f64 / 100.0 / calls as f64)
+}
+
 /// `matmul` with threads spawned per call (`std::thread::scope`): the
 /// rayon-free alternative the pool replaces. Splits rows evenly.
 fn matmul_scoped(threads: usize, w: &QMatrix, x: &[f32], n: usize, y: &mut [f32]) {
@@ -115,6 +142,7 @@ fn report(label: &str, w: &QMatrix, n: usize, secs: f64) {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let budget = Duration::from_millis(if quick { 150 } else { 600 });
+    let cpu_wall = Duration::from_millis(if quick { 1000 } else { 3000 });
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pool = ThreadPool::new(threads);
     let single = ThreadPool::new(1);
@@ -143,6 +171,11 @@ fn main() {
             report(&format!("pool, {threads} threads"), &w, n, s);
             let s = time(budget, || matmul(&single, &w, &x, n, &mut y, &mut scratch));
             report("1 thread", &w, n, s);
+            if let Some(s) = cpu_time(cpu_wall, || {
+                matmul(&single, &w, &x, n, &mut y, &mut scratch)
+            }) {
+                report("1 thread, per CPU-second", &w, n, s);
+            }
             let s = time(budget, || matmul_scoped(threads, &w, &x, n, &mut y));
             report(&format!("scoped spawn, {threads} threads"), &w, n, s);
             if n == 1 || !quick {
@@ -153,7 +186,9 @@ fn main() {
     }
 
     let (rows, cols) = (896, 4864);
-    println!("\nevery type, {rows}x{cols}, pool with {threads} threads:");
+    println!(
+        "\nevery type, {rows}x{cols}: pool with {threads} threads (wall), 1 thread (CPU time):"
+    );
     for ty in GgmlType::ALL
         .into_iter()
         .filter(|t| quant::is_supported(*t))
@@ -164,7 +199,12 @@ fn main() {
             let x: Vec<f32> = (0..n * cols).map(|_| rng.f32()).collect();
             let mut y = vec![0f32; n * rows];
             let s = time(budget, || matmul(&pool, &w, &x, n, &mut y, &mut scratch));
-            report(&format!("{ty} n={n}"), &w, n, s);
+            report(&format!("{ty} n={n} pool"), &w, n, s);
+            if let Some(s) = cpu_time(cpu_wall, || {
+                matmul(&single, &w, &x, n, &mut y, &mut scratch)
+            }) {
+                report(&format!("{ty} n={n} 1 thread, CPU"), &w, n, s);
+            }
         }
     }
 }
