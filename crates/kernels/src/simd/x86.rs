@@ -117,12 +117,13 @@ unsafe fn load256(p: *const u8) -> __m256i {
 }
 
 /// The 32 nibbles of 16 bytes at `p` in element order: low nibbles are
-/// elements 0..16, high nibbles 16..32.
+/// elements 0..16, high nibbles 16..32. (A broadcast load and a per-lane
+/// shift keep this off port 5, which the scale shuffles need.)
 #[inline(always)]
 unsafe fn nibbles32(p: *const u8) -> __m256i {
-    let raw = _mm_loadu_si128(p.cast());
-    let both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
-    _mm256_and_si256(both, _mm256_set1_epi8(0x0f))
+    let both = _mm256_broadcastsi128_si256(_mm_loadu_si128(p.cast()));
+    let shifted = _mm256_srlv_epi64(both, _mm256_set_epi64x(4, 4, 0, 0));
+    _mm256_and_si256(shifted, _mm256_set1_epi8(0x0f))
 }
 
 /// Byte j = 0xff if bit j of the little-endian u32 at `p` is set, else 0.
@@ -161,8 +162,8 @@ trait Legacy {
     const SIGNED: bool;
     /// The 32 quants of the block at `b`, in element order.
     unsafe fn quants(b: *const u8) -> __m256i;
-    /// The min `m` (unsigned formats only).
-    unsafe fn min(b: *const u8) -> f32;
+    /// The f16 bits of the min `m` (unsigned formats only).
+    unsafe fn min_bits(b: *const u8) -> u16;
 }
 
 struct Q4_0;
@@ -174,8 +175,8 @@ impl Legacy for Q4_0 {
         _mm256_sub_epi8(nibbles32(b.add(q4_0::QS)), _mm256_set1_epi8(8))
     }
     #[inline(always)]
-    unsafe fn min(_: *const u8) -> f32 {
-        0.0
+    unsafe fn min_bits(_: *const u8) -> u16 {
+        0
     }
 }
 
@@ -188,8 +189,8 @@ impl Legacy for Q4_1 {
         nibbles32(b.add(q4_1::QS))
     }
     #[inline(always)]
-    unsafe fn min(b: *const u8) -> f32 {
-        f16_at(b.add(q4_1::M))
+    unsafe fn min_bits(b: *const u8) -> u16 {
+        f16_bits(b.add(q4_1::M))
     }
 }
 
@@ -205,8 +206,8 @@ impl Legacy for Q5_0 {
         _mm256_or_si256(nibbles32(b.add(q5_0::QS)), hi)
     }
     #[inline(always)]
-    unsafe fn min(_: *const u8) -> f32 {
-        0.0
+    unsafe fn min_bits(_: *const u8) -> u16 {
+        0
     }
 }
 
@@ -220,8 +221,8 @@ impl Legacy for Q5_1 {
         _mm256_or_si256(nibbles32(b.add(q5_1::QS)), hi)
     }
     #[inline(always)]
-    unsafe fn min(b: *const u8) -> f32 {
-        f16_at(b.add(q5_1::M))
+    unsafe fn min_bits(b: *const u8) -> u16 {
+        f16_bits(b.add(q5_1::M))
     }
 }
 
@@ -234,8 +235,8 @@ impl Legacy for Q8_0 {
         load256(b.add(q8_0::QS))
     }
     #[inline(always)]
-    unsafe fn min(_: *const u8) -> f32 {
-        0.0
+    unsafe fn min_bits(_: *const u8) -> u16 {
+        0
     }
 }
 
@@ -251,10 +252,50 @@ unsafe fn block_dot<I: IDot, W: Legacy>(x: __m256i, aq: __m256i) -> __m256 {
     _mm256_cvtepi32_ps(p)
 }
 
+/// The f16 bits at `p`.
+#[inline(always)]
+unsafe fn f16_bits(p: *const u8) -> u16 {
+    read_unaligned(p.cast::<u16>())
+}
+
+/// Four f16 bit patterns packed into a u64, lane 0 lowest.
+#[inline(always)]
+fn pack4(x: [u16; 4]) -> u64 {
+    u64::from(x[0]) | u64::from(x[1]) << 16 | u64::from(x[2]) << 32 | u64::from(x[3]) << 48
+}
+
+/// Converts two groups of four f16 values to f32 with one `vcvtph2ps`.
+///
+/// The eight values are packed in general registers and moved over as two
+/// u64: inserting them one by one is eight port-5 shuffles, and converting
+/// one f16 at a time let the compiler insert into an arbitrary register
+/// (only lane 0 mattered), which chained each block's scale to the
+/// accumulator through a false dependency and halved the speed.
+#[inline(always)]
+unsafe fn f16x4x2(x: [u16; 4], y: [u16; 4]) -> (__m128, __m128) {
+    let v = _mm_set_epi64x(pack4(y) as i64, pack4(x) as i64);
+    let f = _mm256_cvtph_ps(v);
+    (_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1))
+}
+
+/// Lane `j` of `v` in all eight lanes.
+#[inline(always)]
+unsafe fn lane(v: __m128, j: i32) -> __m256 {
+    _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), _mm256_set1_epi32(j))
+}
+
+/// Sum of the four lanes.
+#[inline(always)]
+unsafe fn hsum4(s: __m128) -> f32 {
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+}
+
 /// `N` dots of one legacy weight row with the activation rows at
-/// `a[k * stride..]`. Per token: blocks go in pairs `t = d0·p0 + d1·p1`,
-/// `acc += t` (halves the dependency chain), an odd last block
-/// `acc += d·p`; then `hsum(acc) + Σ m·s` for the formats with a min.
+/// `a[k * stride..]`.
+///
+/// Blocks go in groups of four (the last group may be shorter); per group
+/// and token, see [`legacy_group`]. Result: `hsum(acc) + hsum(summ)`.
 #[inline(always)]
 unsafe fn legacy<I: IDot, W: Legacy, const N: usize>(
     w: &[u8],
@@ -262,11 +303,7 @@ unsafe fn legacy<I: IDot, W: Legacy, const N: usize>(
     stride: usize,
     n: usize,
 ) -> [f32; N] {
-    let (ab, aqs, a_s) = if W::SIGNED {
-        (q8_0::BYTES, q8_0::QS, 0)
-    } else {
-        (q8_1::BYTES, q8_1::QS, q8_1::S)
-    };
+    let ab = if W::SIGNED { q8_0::BYTES } else { q8_1::BYTES };
     let nb = n / QK;
     assert!(
         w.len() >= nb * W::BYTES && a.len() >= (N - 1) * stride + nb * ab,
@@ -274,47 +311,78 @@ unsafe fn legacy<I: IDot, W: Legacy, const N: usize>(
     );
     let (wp, ap) = (w.as_ptr(), a.as_ptr());
     let mut acc = [_mm256_setzero_ps(); N];
-    let mut summ = [0f32; N];
+    let mut summ = [_mm_setzero_ps(); N];
     let mut i = 0;
-    while i + 2 <= nb {
-        let (w0, w1) = (wp.add(i * W::BYTES), wp.add((i + 1) * W::BYTES));
-        let (x0, x1) = (W::quants(w0), W::quants(w1));
-        let (d0, d1) = (f16_at(w0), f16_at(w1));
-        let (m0, m1) = (W::min(w0), W::min(w1));
-        for k in 0..N {
-            let (a0, a1) = (
-                ap.add(k * stride + i * ab),
-                ap.add(k * stride + (i + 1) * ab),
-            );
-            let p0 = block_dot::<I, W>(x0, load256(a0.add(aqs)));
-            let p1 = block_dot::<I, W>(x1, load256(a1.add(aqs)));
-            let t = _mm256_mul_ps(_mm256_set1_ps(d0 * f16_at(a0)), p0);
-            let t = _mm256_fmadd_ps(_mm256_set1_ps(d1 * f16_at(a1)), p1, t);
-            acc[k] = _mm256_add_ps(acc[k], t);
-            if !W::SIGNED {
-                summ[k] += m0 * f16_at(a0.add(a_s));
-                summ[k] += m1 * f16_at(a1.add(a_s));
-            }
-        }
-        i += 2;
+    while i + 4 <= nb {
+        legacy_group::<I, W, N, 4>(wp, ap, stride, i, &mut acc, &mut summ);
+        i += 4;
     }
-    if i < nb {
-        let w0 = wp.add(i * W::BYTES);
-        let (x0, d0, m0) = (W::quants(w0), f16_at(w0), W::min(w0));
-        for k in 0..N {
-            let a0 = ap.add(k * stride + i * ab);
-            let p0 = block_dot::<I, W>(x0, load256(a0.add(aqs)));
-            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * f16_at(a0)), p0, acc[k]);
-            if !W::SIGNED {
-                summ[k] += m0 * f16_at(a0.add(a_s));
-            }
-        }
+    match nb - i {
+        1 => legacy_group::<I, W, N, 1>(wp, ap, stride, i, &mut acc, &mut summ),
+        2 => legacy_group::<I, W, N, 2>(wp, ap, stride, i, &mut acc, &mut summ),
+        3 => legacy_group::<I, W, N, 3>(wp, ap, stride, i, &mut acc, &mut summ),
+        _ => {}
     }
     let mut out = [0f32; N];
     for k in 0..N {
-        out[k] = hsum(acc[k]) + summ[k];
+        out[k] = hsum(acc[k]) + hsum4(summ[k]);
     }
     out
+}
+
+/// Blocks `i..i + G` (G <= 4) of every token: the eight f16 scales of a
+/// token (weight and activation) convert in one instruction, the block
+/// products are summed `t = s0·p0 + s1·p1 + ..`, then `acc += t`. Formats
+/// with a min add `m·s` into the 4-lane `summ`. `G` is a constant so every
+/// loop here unrolls and the small arrays live in registers.
+#[inline(always)]
+unsafe fn legacy_group<I: IDot, W: Legacy, const N: usize, const G: usize>(
+    wp: *const u8,
+    ap: *const u8,
+    stride: usize,
+    i: usize,
+    acc: &mut [__m256; N],
+    summ: &mut [__m128; N],
+) {
+    let (ab, aqs, a_s) = if W::SIGNED {
+        (q8_0::BYTES, q8_0::QS, 0)
+    } else {
+        (q8_1::BYTES, q8_1::QS, q8_1::S)
+    };
+    let mut x = [_mm256_setzero_si256(); G];
+    let (mut dw, mut mw) = ([0u16; 4], [0u16; 4]);
+    for j in 0..G {
+        let b = wp.add((i + j) * W::BYTES);
+        x[j] = W::quants(b);
+        dw[j] = f16_bits(b);
+        if !W::SIGNED {
+            mw[j] = W::min_bits(b);
+        }
+    }
+    for k in 0..N {
+        let row = ap.add(k * stride + i * ab);
+        let (mut da, mut sa) = ([0u16; 4], [0u16; 4]);
+        let mut p = [_mm256_setzero_ps(); G];
+        for j in 0..G {
+            let y = row.add(j * ab);
+            da[j] = f16_bits(y);
+            if !W::SIGNED {
+                sa[j] = f16_bits(y.add(a_s));
+            }
+            p[j] = block_dot::<I, W>(x[j], load256(y.add(aqs)));
+        }
+        let (dw4, da4) = f16x4x2(dw, da);
+        let d = _mm_mul_ps(dw4, da4);
+        let mut t = _mm256_mul_ps(lane(d, 0), p[0]);
+        for (j, p) in p.iter().enumerate().skip(1) {
+            t = _mm256_fmadd_ps(lane(d, j as i32), *p, t);
+        }
+        acc[k] = _mm256_add_ps(acc[k], t);
+        if !W::SIGNED {
+            let (m4, s4) = f16x4x2(mw, sa);
+            summ[k] = _mm_fmadd_ps(m4, s4, summ[k]);
+        }
+    }
 }
 
 // ---- float rows ---------------------------------------------------------------
