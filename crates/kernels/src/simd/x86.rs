@@ -58,13 +58,16 @@ pub(super) fn kernels(level: SimdLevel, ty: GgmlType) -> (Option<DotFn>, Option<
         (SimdLevel::Avx512Vnni, Q4_1) => (Some(vnni::q4_1), Some(vnni::q4_1_x4)),
         (SimdLevel::Avx512Vnni, Q5_0) => (Some(vnni::q5_0), Some(vnni::q5_0_x4)),
         (SimdLevel::Avx512Vnni, Q5_1) => (Some(vnni::q5_1), Some(vnni::q5_1_x4)),
-        // The k-quants' per-sub-block scales need a multiply after the
-        // integer dot either way, so VNNI saves nothing there yet.
-        (_, Q2_K) => (Some(avx2::q2_k), Some(avx2::q2_k_x4)),
-        (_, Q3_K) => (Some(avx2::q3_k), Some(avx2::q3_k_x4)),
-        (_, Q4_K) => (Some(avx2::q4_k), Some(avx2::q4_k_x4)),
-        (_, Q5_K) => (Some(avx2::q5_k), Some(avx2::q5_k_x4)),
-        (_, Q6_K) => (Some(avx2::q6_k), Some(avx2::q6_k_x4)),
+        (SimdLevel::Avx2, Q2_K) => (Some(avx2::q2_k), Some(avx2::q2_k_x4)),
+        (SimdLevel::Avx2, Q3_K) => (Some(avx2::q3_k), Some(avx2::q3_k_x4)),
+        (SimdLevel::Avx2, Q4_K) => (Some(avx2::q4_k), Some(avx2::q4_k_x4)),
+        (SimdLevel::Avx2, Q5_K) => (Some(avx2::q5_k), Some(avx2::q5_k_x4)),
+        (SimdLevel::Avx2, Q6_K) => (Some(avx2::q6_k), Some(avx2::q6_k_x4)),
+        (SimdLevel::Avx512Vnni, Q2_K) => (Some(vnni::q2_k), Some(vnni::q2_k_x4)),
+        (SimdLevel::Avx512Vnni, Q3_K) => (Some(vnni::q3_k), Some(vnni::q3_k_x4)),
+        (SimdLevel::Avx512Vnni, Q4_K) => (Some(vnni::q4_k), Some(vnni::q4_k_x4)),
+        (SimdLevel::Avx512Vnni, Q5_K) => (Some(vnni::q5_k), Some(vnni::q5_k_x4)),
+        (SimdLevel::Avx512Vnni, Q6_K) => (Some(vnni::q6_k), Some(vnni::q6_k_x4)),
         // Float rows have nothing to decode, so four tokens share little:
         // `dot4` falls back to four `dot`s.
         (_, F32) => (Some(avx2::f32), None),
@@ -82,6 +85,13 @@ trait IDot {
     /// # Safety
     /// Requires the level's CPU features.
     unsafe fn dot(u: __m256i, s: __m256i) -> __m256i;
+
+    /// `acc` plus the i16 pairs of `p` times those of `scale`, summed in
+    /// pairs into the i32 lanes (exact: no saturation in either flavour).
+    ///
+    /// # Safety
+    /// Requires the level's CPU features.
+    unsafe fn acc_scaled(acc: __m256i, p: __m256i, scale: __m256i) -> __m256i;
 }
 
 /// AVX2: `vpmaddubsw` (pairs to i16) then `vpmaddwd` with ones (to i32).
@@ -91,6 +101,10 @@ impl IDot for Avx2 {
     unsafe fn dot(u: __m256i, s: __m256i) -> __m256i {
         _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
     }
+    #[inline(always)]
+    unsafe fn acc_scaled(acc: __m256i, p: __m256i, scale: __m256i) -> __m256i {
+        _mm256_add_epi32(acc, _mm256_madd_epi16(p, scale))
+    }
 }
 
 /// AVX-512 VNNI on 256-bit registers: one `vpdpbusd`.
@@ -99,6 +113,10 @@ impl IDot for Vnni {
     #[inline(always)]
     unsafe fn dot(u: __m256i, s: __m256i) -> __m256i {
         _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
+    }
+    #[inline(always)]
+    unsafe fn acc_scaled(acc: __m256i, p: __m256i, scale: __m256i) -> __m256i {
+        _mm256_dpwssd_epi32(acc, p, scale)
     }
 }
 
@@ -489,20 +507,20 @@ macro_rules! legacy_entries {
 /// Defines the `dot` and `dot4` entry points of the k-quant bodies in
 /// `kquants` under target features `$feat`.
 macro_rules! kquant_entries {
-    ($feat:literal, $( $name:ident, $name4:ident; )*) => {
+    ($feat:literal, $i:ty, $( $name:ident, $name4:ident; )*) => {
         $(
             /// # Safety
             /// Requires the CPU features in `target_feature`.
             #[target_feature(enable = $feat)]
             pub(super) unsafe fn $name(w: &[u8], a: &[u8], n: usize) -> f32 {
-                super::kquants::$name::<1>(w, a, 0, n)[0]
+                super::kquants::$name::<$i, 1>(w, a, 0, n)[0]
             }
 
             /// # Safety
             /// Requires the CPU features in `target_feature`.
             #[target_feature(enable = $feat)]
             pub(super) unsafe fn $name4(w: &[u8], a: &[u8], stride: usize, n: usize) -> [f32; 4] {
-                super::kquants::$name::<4>(w, a, stride, n)
+                super::kquants::$name::<$i, 4>(w, a, stride, n)
             }
         )*
     };
@@ -511,7 +529,7 @@ macro_rules! kquant_entries {
 mod avx2 {
     use super::{Avx2, Bf16, F16, F32, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0};
 
-    kquant_entries!("avx2,fma,f16c",
+    kquant_entries!("avx2,fma,f16c", Avx2,
         q2_k, q2_k_x4;
         q3_k, q3_k_x4;
         q4_k, q4_k_x4;
@@ -551,6 +569,14 @@ mod avx2 {
 
 mod vnni {
     use super::{Vnni, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0};
+
+    kquant_entries!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni", Vnni,
+        q2_k, q2_k_x4;
+        q3_k, q3_k_x4;
+        q4_k, q4_k_x4;
+        q5_k, q5_k_x4;
+        q6_k, q6_k_x4;
+    );
 
     legacy_entries!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni", Vnni,
         q4_0, q4_0_x4, Q4_0;

@@ -1,7 +1,8 @@
 //! AVX2 dots of the k-quants (q2_K .. q6_K) with q8_K activations.
 //!
 //! Each super-block's integer sums are computed exactly in i32 lanes
-//! (`vpmaddubsw` for quant × activation, `vpmaddwd` by the sub-block scale),
+//! (`vpmaddubsw` for quant × activation, then `vpmaddwd` by the sub-block
+//! scale and an add, or one `vpdpwssd` with VNNI),
 //! reduced to one i32, and combined with the float scales by *the same
 //! expression* as the scalar reference in `quant::kquants`. So these kernels
 //! agree with `vec_dot_scalar` bit for bit, not just up to reassociation.
@@ -14,7 +15,7 @@
 //! (q6_K, unsigned 0..64), scales fit i16, and a super-block's total is at
 //! most 256 · 64 · 127 · 128 < 2^31.
 
-use super::{f16_at, load256};
+use super::{f16_at, load256, IDot};
 use crate::quant::blocks::{k4_scale_min, q2_k, q3_k, q3k_scales, q4_k, q5_k, q6_k, q8_k, QK_K};
 use core::arch::x86_64::*;
 use std::ptr::read_unaligned;
@@ -40,10 +41,11 @@ unsafe fn scale_pair(sc8: __m128i, p: usize) -> __m256i {
     _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, idx))
 }
 
-/// i32 lanes of `Σ q·a` over 32 elements, each pair sum times its i16 scale.
+/// `acc` plus the i32 lanes of `Σ q·a` over 32 elements (u8 × i8), each
+/// pair sum times its i16 scale.
 #[inline(always)]
-unsafe fn scaled_dot(q: __m256i, a: __m256i, scale: __m256i) -> __m256i {
-    _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), scale)
+unsafe fn scaled_dot<I: IDot>(acc: __m256i, q: __m256i, a: __m256i, scale: __m256i) -> __m256i {
+    I::acc_scaled(acc, _mm256_maddubs_epi16(q, a), scale)
 }
 
 /// The q8_K block `i` of token `k`: (pointer to block, its d).
@@ -72,7 +74,12 @@ fn check(w: &[u8], wb: usize, a: &[u8], stride: usize, tokens: usize, n: usize) 
 
 /// q4_K: `sum += dy·d·Σ sc·isum − dy·dmin·Σ m·bsum` per super-block.
 #[inline(always)]
-pub(super) unsafe fn q4_k<const N: usize>(w: &[u8], a: &[u8], stride: usize, n: usize) -> [f32; N] {
+pub(super) unsafe fn q4_k<I: IDot, const N: usize>(
+    w: &[u8],
+    a: &[u8],
+    stride: usize,
+    n: usize,
+) -> [f32; N] {
     let nb = check(w, q4_k::BYTES, a, stride, N, n);
     let (wp, ap) = (w.as_ptr(), a.as_ptr());
     let mut sum = [0f32; N];
@@ -92,11 +99,8 @@ pub(super) unsafe fn q4_k<const N: usize>(w: &[u8], a: &[u8], stride: usize, n: 
             for (k, acc) in acc.iter_mut().enumerate() {
                 let (y, _) = q8k_block(ap, k, stride, i);
                 let y = y.add(q8_k::QS + 64 * c);
-                let p = _mm256_add_epi32(
-                    scaled_dot(lo, load256(y), s_lo),
-                    scaled_dot(hi, load256(y.add(32)), s_hi),
-                );
-                *acc = _mm256_add_epi32(*acc, p);
+                *acc = scaled_dot::<I>(*acc, lo, load256(y), s_lo);
+                *acc = scaled_dot::<I>(*acc, hi, load256(y.add(32)), s_hi);
             }
         }
         for (k, sum) in sum.iter_mut().enumerate() {
@@ -111,7 +115,12 @@ pub(super) unsafe fn q4_k<const N: usize>(w: &[u8], a: &[u8], stride: usize, n: 
 
 /// q5_K: as q4_K, with bit 4 of sub-block s's element l in `qh[l] >> s`.
 #[inline(always)]
-pub(super) unsafe fn q5_k<const N: usize>(w: &[u8], a: &[u8], stride: usize, n: usize) -> [f32; N] {
+pub(super) unsafe fn q5_k<I: IDot, const N: usize>(
+    w: &[u8],
+    a: &[u8],
+    stride: usize,
+    n: usize,
+) -> [f32; N] {
     let nb = check(w, q5_k::BYTES, a, stride, N, n);
     let (wp, ap) = (w.as_ptr(), a.as_ptr());
     let mut sum = [0f32; N];
@@ -142,11 +151,8 @@ pub(super) unsafe fn q5_k<const N: usize>(w: &[u8], a: &[u8], stride: usize, n: 
             for (k, acc) in acc.iter_mut().enumerate() {
                 let (y, _) = q8k_block(ap, k, stride, i);
                 let y = y.add(q8_k::QS + 64 * c);
-                let p = _mm256_add_epi32(
-                    scaled_dot(lo, load256(y), s_lo),
-                    scaled_dot(hi, load256(y.add(32)), s_hi),
-                );
-                *acc = _mm256_add_epi32(*acc, p);
+                *acc = scaled_dot::<I>(*acc, lo, load256(y), s_lo);
+                *acc = scaled_dot::<I>(*acc, hi, load256(y.add(32)), s_hi);
             }
         }
         for (k, sum) in sum.iter_mut().enumerate() {
@@ -176,7 +182,12 @@ unsafe fn k4_scales_mins(p: *const u8) -> ([i16; 8], __m256i) {
 
 /// q6_K: `sum += d·dy·(Σ sc·isum(q_u) − 32·Σ sc·bsum)`, q_u = q + 32 in 0..64.
 #[inline(always)]
-pub(super) unsafe fn q6_k<const N: usize>(w: &[u8], a: &[u8], stride: usize, n: usize) -> [f32; N] {
+pub(super) unsafe fn q6_k<I: IDot, const N: usize>(
+    w: &[u8],
+    a: &[u8],
+    stride: usize,
+    n: usize,
+) -> [f32; N] {
     let nb = check(w, q6_k::BYTES, a, stride, N, n);
     let (wp, ap) = (w.as_ptr(), a.as_ptr());
     let mut sum = [0f32; N];
@@ -216,7 +227,7 @@ pub(super) unsafe fn q6_k<const N: usize>(w: &[u8], a: &[u8], stride: usize, n: 
                 for (k, acc) in acc.iter_mut().enumerate() {
                     let (y, _) = q8k_block(ap, k, stride, i);
                     let av = load256(y.add(q8_k::QS + 128 * h + 32 * j));
-                    *acc = _mm256_add_epi32(*acc, scaled_dot(q, av, s));
+                    *acc = scaled_dot::<I>(*acc, q, av, s);
                 }
             }
         }
@@ -234,7 +245,12 @@ pub(super) unsafe fn q6_k<const N: usize>(w: &[u8], a: &[u8], stride: usize, n: 
 /// q3_K: `sum += d·dy·(Σ sc·isum(q_u) − 4·Σ sc·bsum)`, sc = scale − 32,
 /// q_u = low2 | hbit << 2 in 0..8 (q = q_u − 4).
 #[inline(always)]
-pub(super) unsafe fn q3_k<const N: usize>(w: &[u8], a: &[u8], stride: usize, n: usize) -> [f32; N] {
+pub(super) unsafe fn q3_k<I: IDot, const N: usize>(
+    w: &[u8],
+    a: &[u8],
+    stride: usize,
+    n: usize,
+) -> [f32; N] {
     let nb = check(w, q3_k::BYTES, a, stride, N, n);
     let (wp, ap) = (w.as_ptr(), a.as_ptr());
     let mut sum = [0f32; N];
@@ -261,7 +277,7 @@ pub(super) unsafe fn q3_k<const N: usize>(w: &[u8], a: &[u8], stride: usize, n: 
                 for (k, acc) in acc.iter_mut().enumerate() {
                     let (y, _) = q8k_block(ap, k, stride, i);
                     let av = load256(y.add(q8_k::QS + 128 * h + 32 * j));
-                    *acc = _mm256_add_epi32(*acc, scaled_dot(q, av, s));
+                    *acc = scaled_dot::<I>(*acc, q, av, s);
                 }
             }
         }
@@ -278,7 +294,12 @@ pub(super) unsafe fn q3_k<const N: usize>(w: &[u8], a: &[u8], stride: usize, n: 
 
 /// q2_K: `sum += dy·d·Σ sc·isum − dy·dmin·Σ m·bsum`, per-16 scales and mins.
 #[inline(always)]
-pub(super) unsafe fn q2_k<const N: usize>(w: &[u8], a: &[u8], stride: usize, n: usize) -> [f32; N] {
+pub(super) unsafe fn q2_k<I: IDot, const N: usize>(
+    w: &[u8],
+    a: &[u8],
+    stride: usize,
+    n: usize,
+) -> [f32; N] {
     let nb = check(w, q2_k::BYTES, a, stride, N, n);
     let (wp, ap) = (w.as_ptr(), a.as_ptr());
     let mut sum = [0f32; N];
@@ -301,7 +322,7 @@ pub(super) unsafe fn q2_k<const N: usize>(w: &[u8], a: &[u8], stride: usize, n: 
                 for (k, acc) in acc.iter_mut().enumerate() {
                     let (y, _) = q8k_block(ap, k, stride, i);
                     let av = load256(y.add(q8_k::QS + 128 * h + 32 * j));
-                    *acc = _mm256_add_epi32(*acc, scaled_dot(q, av, s));
+                    *acc = scaled_dot::<I>(*acc, q, av, s);
                 }
             }
         }
