@@ -8,6 +8,7 @@
 
 use crate::hash::FxMap;
 use crate::pretokenize::PreTokenizer;
+use crate::strings::StringTable;
 use crate::tokenizer::Tokenizer;
 use crate::unicode::byte_to_char_table;
 use std::cmp::Reverse;
@@ -49,21 +50,11 @@ struct Symbol {
 impl Bpe {
     pub(crate) fn new(
         pretok: PreTokenizer,
-        merge_lines: &[String],
-        intern: &mut FxMap<Box<str>, u32>,
+        merge_lines: &[&str],
+        strings: &mut StringTable,
         n_vocab: u32,
         ignore_merges: bool,
     ) -> Bpe {
-        let mut next_id = n_vocab;
-        let mut get_or_add = |s: &str, intern: &mut FxMap<Box<str>, u32>| -> u32 {
-            if let Some(&id) = intern.get(s) {
-                return id;
-            }
-            let id = next_id;
-            next_id += 1;
-            intern.insert(s.into(), id);
-            id
-        };
         let mut merges = FxMap::with_capacity_and_hasher(merge_lines.len(), Default::default());
         let mut joined = String::new();
         for (rank, line) in merge_lines.iter().enumerate() {
@@ -73,22 +64,19 @@ impl Bpe {
                 continue;
             };
             let (left, right) = (&line[..pos], &line[pos + 1..]);
-            let l = get_or_add(left, intern);
-            let r = get_or_add(right, intern);
+            let l = strings.intern(left);
+            let r = strings.intern(right);
             joined.clear();
             joined.push_str(left);
             joined.push_str(right);
-            let m = get_or_add(&joined, intern);
+            let m = strings.intern(&joined);
             // the first rank of a repeated pair wins (unordered_map::emplace)
             merges.entry((l, r)).or_insert((rank as u32, m));
         }
         let byte_char = byte_to_char_table();
         let mut byte_sym = [NONE; 256];
         for (slot, c) in byte_sym.iter_mut().zip(byte_char) {
-            *slot = intern
-                .get(c.encode_utf8(&mut [0; 4]) as &str)
-                .copied()
-                .unwrap_or(NONE);
+            *slot = strings.find(c.encode_utf8(&mut [0; 4])).unwrap_or(NONE);
         }
         Bpe {
             pretok,

@@ -1,4 +1,4 @@
-//! A small fast hasher for the vocabulary and merge maps. Keys are vocabulary
+//! A small fast hasher (FxHash with a strong finish) for the vocabulary and merge maps. Keys are vocabulary
 //! strings and id pairs from the model file, not attacker-chosen inserts, so
 //! SipHash's flood resistance buys nothing here and costs startup time on a
 //! 262k-token vocabulary.
@@ -55,7 +55,12 @@ impl Hasher for FxHasher {
     }
     #[inline]
     fn finish(&self) -> u64 {
-        self.hash
+        // FxHash's low bits are weak and hash tables index by them: finish
+        // with splitmix64's mixer.
+        let mut x = self.hash;
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
     }
 }
 

@@ -39,6 +39,7 @@ mod pretokenize;
 mod spec;
 mod spm;
 mod stream;
+mod strings;
 mod tokenizer;
 mod unicode;
 mod unicode_table;

@@ -54,19 +54,27 @@ impl TokenizerSpec {
     /// `MissingKey` without `tokenizer.ggml.model` or `.tokens`; `WrongType`
     /// when a key holds the wrong type.
     pub fn from_gguf(f: &GgufFile) -> Result<TokenizerSpec, TextError> {
+        let mut spec = read_meta(f)?;
+        spec.tokens = strings_of(f, "tokenizer.ggml.tokens")?
+            .ok_or(TextError::MissingKey {
+                key: "tokenizer.ggml.tokens",
+            })?
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        spec.merges = strings_of(f, "tokenizer.ggml.merges")?
+            .unwrap_or_default()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        Ok(spec)
+    }
+}
+
+/// Everything but the token and merge strings.
+pub(crate) fn read_meta(f: &GgufFile) -> Result<TokenizerSpec, TextError> {
+    {
         let model = req_str(f, "tokenizer.ggml.model")?;
-        let tokens = match f.get("tokenizer.ggml.tokens") {
-            None => {
-                return Err(TextError::MissingKey {
-                    key: "tokenizer.ggml.tokens",
-                })
-            }
-            Some(v) => string_array(v, "tokenizer.ggml.tokens")?,
-        };
-        let merges = match f.get("tokenizer.ggml.merges") {
-            None => Vec::new(),
-            Some(v) => string_array(v, "tokenizer.ggml.merges")?,
-        };
         let scores = match f.get("tokenizer.ggml.scores") {
             None => None,
             Some(v) => Some(
@@ -123,10 +131,10 @@ impl TokenizerSpec {
         Ok(TokenizerSpec {
             model,
             pre: opt_str(f, "tokenizer.ggml.pre")?.unwrap_or_default(),
-            tokens,
+            tokens: Vec::new(),
             scores,
             token_types,
-            merges,
+            merges: Vec::new(),
             ids,
             add_bos: flag("tokenizer.ggml.add_bos_token")?,
             add_eos: flag("tokenizer.ggml.add_eos_token")?,
@@ -163,13 +171,17 @@ fn array<'a>(v: &'a Value, key: &'static str) -> Result<&'a [Value], TextError> 
     v.as_array().ok_or_else(|| wrong(key, "array", v))
 }
 
-fn string_array(v: &Value, key: &'static str) -> Result<Vec<String>, TextError> {
+/// The strings of an array-of-strings key, borrowed; `None` when absent.
+pub(crate) fn strings_of<'a>(
+    f: &'a GgufFile,
+    key: &'static str,
+) -> Result<Option<Vec<&'a str>>, TextError> {
+    let Some(v) = f.get(key) else {
+        return Ok(None);
+    };
     array(v, key)?
         .iter()
-        .map(|x| {
-            x.as_str()
-                .map(str::to_string)
-                .ok_or_else(|| wrong(key, "array of strings", x))
-        })
-        .collect()
+        .map(|x| x.as_str().ok_or_else(|| wrong(key, "array of strings", x)))
+        .collect::<Result<Vec<&str>, _>>()
+        .map(Some)
 }

@@ -3,10 +3,10 @@
 
 use crate::bpe::Bpe;
 use crate::error::TextError;
-use crate::hash::FxMap;
 use crate::pretokenize::{known_pre_names, lookup_pre, PreTokenizer, UNSUPPORTED_PRE};
 use crate::spec::TokenizerSpec;
 use crate::spm;
+use crate::strings::StringTable;
 use crate::unicode::byte_to_char_table;
 use llmos_gguf::GgufFile;
 
@@ -116,12 +116,12 @@ pub(crate) enum Algo {
 pub struct Tokenizer {
     pub(crate) algo: Algo,
     /// vocabulary strings, by id
-    pub(crate) texts: Vec<String>,
+    /// vocabulary strings (ids < n_vocab), then, for BPE, merge strings that
+    /// are not tokens (ids >= n_vocab)
+    pub(crate) strings: StringTable,
+    n_vocab: usize,
     pub(crate) attrs: Vec<u16>,
     pub(crate) scores: Vec<f32>,
-    /// text -> id for the vocabulary (ids < n_vocab); for BPE also the merge
-    /// strings that are not tokens (ids >= n_vocab)
-    pub(crate) intern: FxMap<Box<str>, u32>,
     /// detokenized bytes of every token (special tokens as their text), concatenated
     pieces: Vec<u8>,
     /// `pieces[piece_at[id]..piece_at[id + 1]]`
@@ -153,7 +153,15 @@ impl Tokenizer {
     /// Missing or mistyped keys, an unsupported `tokenizer.ggml.model`, or an
     /// unknown `tokenizer.ggml.pre` (llama.cpp refuses those too).
     pub fn from_gguf(f: &GgufFile) -> Result<Tokenizer, TextError> {
-        Tokenizer::from_spec(TokenizerSpec::from_gguf(f)?)
+        // Token and merge strings go straight from the file's values into the
+        // string table, without a String each on the way.
+        let meta = crate::spec::read_meta(f)?;
+        let tokens =
+            crate::spec::strings_of(f, "tokenizer.ggml.tokens")?.ok_or(TextError::MissingKey {
+                key: "tokenizer.ggml.tokens",
+            })?;
+        let merges = crate::spec::strings_of(f, "tokenizer.ggml.merges")?.unwrap_or_default();
+        Tokenizer::build(&meta, &tokens, &merges)
     }
 
     /// Builds a tokenizer from metadata already read.
@@ -161,7 +169,17 @@ impl Tokenizer {
     /// # Errors
     /// As [`Tokenizer::from_gguf`], plus per-token arrays shorter than the vocabulary.
     pub fn from_spec(spec: TokenizerSpec) -> Result<Tokenizer, TextError> {
-        let n = spec.tokens.len();
+        let tokens: Vec<&str> = spec.tokens.iter().map(String::as_str).collect();
+        let merges: Vec<&str> = spec.merges.iter().map(String::as_str).collect();
+        Tokenizer::build(&spec, &tokens, &merges)
+    }
+
+    fn build(
+        spec: &TokenizerSpec,
+        tokens: &[&str],
+        merges: &[&str],
+    ) -> Result<Tokenizer, TextError> {
+        let n = tokens.len();
         if n == 0 {
             return Err(TextError::EmptyVocab);
         }
@@ -230,36 +248,24 @@ impl Tokenizer {
         }
 
         let n32 = n as u64;
-        let texts: Vec<String> = spec
-            .tokens
-            .into_iter()
-            .enumerate()
-            .map(|(i, t)| {
-                if t.is_empty() {
-                    format!("[EMPTY_{i}]")
-                } else {
-                    t
-                }
-            })
-            .collect();
-        let scores: Vec<f32> = match spec.scores {
-            Some(mut s) => {
-                s.truncate(n);
-                s
+        let mut strings =
+            StringTable::with_capacity(n + n / 8, tokens.iter().map(|t| t.len()).sum());
+        for (i, t) in tokens.iter().enumerate() {
+            if t.is_empty() {
+                strings.push(&format!("[EMPTY_{i}]"));
+            } else {
+                strings.push(t);
             }
+        }
+        let scores: Vec<f32> = match &spec.scores {
+            Some(s) => s.iter().take(n).copied().collect(),
             None => vec![0.0; n],
         };
         let mut attrs: Vec<u16> = match &spec.token_types {
             Some(types) => types.iter().take(n).map(|&t| type_to_attr(t)).collect(),
             None => vec![ATTR_NORMAL; n],
         };
-        let mut intern: FxMap<Box<str>, u32> =
-            FxMap::with_capacity_and_hasher(n + n / 4, Default::default());
-        for (i, t) in texts.iter().enumerate() {
-            // a later duplicate wins, as in llama.cpp's token_to_id map
-            intern.insert(t.as_str().into(), i as u32);
-        }
-        let lookup = |text: &str| intern.get(text).copied();
+        let lookup = |text: &str| strings.find(text);
 
         // Special ids: out-of-range defaults are dropped; out-of-range metadata keeps the default.
         let in_range = |id: Option<u64>| id.filter(|&i| i < n32);
@@ -309,8 +315,9 @@ impl Tokenizer {
         detect(&mut fim_sep, FIM_SEP_TEXTS, &mut attrs);
 
         // Control tokens named "unused" are unused.
-        for (t, a) in texts.iter().zip(attrs.iter_mut()) {
-            if *a & ATTR_CONTROL != 0 && t.contains("unused") {
+        for (i, a) in attrs.iter_mut().enumerate() {
+            if *a & ATTR_CONTROL != 0 && strings.get(i as u32).is_some_and(|t| t.contains("unused"))
+            {
                 *a |= ATTR_UNUSED;
             }
         }
@@ -340,15 +347,13 @@ impl Tokenizer {
         eog.dedup();
         // o200k_harmony / solar-open: "<|end|>" is not EOG when "<|return|>"+"<|call|>"
         // or "<|calls|>"+"<|flush|>" are.
-        let eog_has = |eog: &[u32], t: &str| {
-            eog.iter()
-                .any(|&i| texts.get(i as usize).is_some_and(|x| x == t))
-        };
+        let eog_has =
+            |eog: &[u32], t: &str| eog.iter().any(|&i| strings.get(i).is_some_and(|x| x == t));
         let has_call = eog_has(&eog, "<|call|>") || eog_has(&eog, "<|calls|>");
         let has_end = eog
             .iter()
             .copied()
-            .find(|&i| texts.get(i as usize).is_some_and(|x| x == "<|end|>"));
+            .find(|&i| strings.get(i).is_some_and(|x| x == "<|end|>"));
         if let Some(end_id) = has_end {
             if has_call && (eog_has(&eog, "<|return|>") || eog_has(&eog, "<|flush|>")) {
                 eog.retain(|&i| i != end_id);
@@ -362,7 +367,7 @@ impl Tokenizer {
             if let Some(s_id) = eog
                 .iter()
                 .copied()
-                .find(|&i| texts.get(i as usize).is_some_and(|x| x == "</s>"))
+                .find(|&i| strings.get(i).is_some_and(|x| x == "</s>"))
             {
                 eog.retain(|&i| i != s_id);
                 if let Some(a) = attrs.get_mut(s_id as usize) {
@@ -376,10 +381,8 @@ impl Tokenizer {
             .filter(|&i| attrs[i as usize] & (ATTR_CONTROL | ATTR_USER_DEFINED | ATTR_UNKNOWN) != 0)
             .collect();
         special_cache.sort_by(|&a, &b| {
-            texts[b as usize]
-                .len()
-                .cmp(&texts[a as usize].len())
-                .then(a.cmp(&b))
+            let len = |i: u32| strings.get(i).map_or(0, str::len);
+            len(b).cmp(&len(a)).then(a.cmp(&b))
         });
 
         // Per-model strip flags llama.cpp sets by name.
@@ -429,8 +432,8 @@ impl Tokenizer {
                 let pretok = PreTokenizer::new(pre.exprs)?;
                 Algo::Bpe(Box::new(Bpe::new(
                     pretok,
-                    &spec.merges,
-                    &mut intern,
+                    merges,
+                    &mut strings,
                     n as u32,
                     pre.ignore_merges,
                 )))
@@ -438,13 +441,13 @@ impl Tokenizer {
             None => Algo::Spm,
         };
 
-        let (pieces, piece_at) = build_pieces(&texts, &attrs, is_bpe);
+        let (pieces, piece_at) = build_pieces(&strings, &attrs, is_bpe);
         Ok(Tokenizer {
             algo,
-            texts,
+            strings,
+            n_vocab: n,
             attrs,
             scores,
-            intern,
             pieces,
             piece_at,
             special_cache,
@@ -529,7 +532,7 @@ impl Tokenizer {
             if !parse_special && attr & (ATTR_CONTROL | ATTR_UNKNOWN) != 0 {
                 continue;
             }
-            let tok = self.texts[id as usize].as_str();
+            let tok = self.strings.get(id).unwrap_or("");
             if !present.may_contain(tok.as_bytes()) || !text.contains(tok) {
                 continue;
             }
@@ -638,20 +641,21 @@ impl Tokenizer {
 
     /// The vocabulary string of token `id`.
     pub fn token_text(&self, id: u32) -> Option<&str> {
-        self.texts.get(id as usize).map(String::as_str)
+        self.strings
+            .get(id)
+            .filter(|_| (id as usize) < self.n_vocab)
     }
 
     /// The id of the token whose vocabulary string is `text`.
     pub fn token_id(&self, text: &str) -> Option<u32> {
-        self.intern
-            .get(text)
-            .copied()
-            .filter(|&i| (i as usize) < self.texts.len())
+        self.strings
+            .find(text)
+            .filter(|&i| (i as usize) < self.n_vocab)
     }
 
     /// Number of tokens in the vocabulary.
     pub fn vocab_size(&self) -> usize {
-        self.texts.len()
+        self.n_vocab
     }
 
     /// Beginning-of-sequence token, if the vocabulary has one.
@@ -739,11 +743,12 @@ impl BytePairs {
 
 /// The bytes each token detokenizes to, special tokens as their text
 /// (llama.cpp's `token_to_piece(.., special = true)` cache).
-fn build_pieces(texts: &[String], attrs: &[u16], is_bpe: bool) -> (Vec<u8>, Vec<u32>) {
+fn build_pieces(strings: &StringTable, attrs: &[u16], is_bpe: bool) -> (Vec<u8>, Vec<u32>) {
     let byte_of_char = byte_level_decoder();
-    let mut pieces = Vec::with_capacity(texts.iter().map(String::len).sum());
-    let mut at = Vec::with_capacity(texts.len() + 1);
-    for (text, &attr) in texts.iter().zip(attrs) {
+    let mut pieces = Vec::with_capacity(attrs.len() * 8);
+    let mut at = Vec::with_capacity(attrs.len() + 1);
+    for (i, &attr) in attrs.iter().enumerate() {
+        let text = strings.get(i as u32).unwrap_or("");
         at.push(pieces.len() as u32);
         if attr & (ATTR_UNKNOWN | ATTR_CONTROL | ATTR_USER_DEFINED) != 0 {
             pieces.extend_from_slice(text.as_bytes());
