@@ -16,7 +16,7 @@
 //! most 256 · 64 · 127 · 128 < 2^31.
 
 use super::{f16_at, load256, IDot};
-use crate::quant::blocks::{k4_scale_min, q2_k, q3_k, q3k_scales, q4_k, q5_k, q6_k, q8_k, QK_K};
+use crate::quant::blocks::{q2_k, q3_k, q4_k, q5_k, q6_k, q8_k, QK_K};
 use core::arch::x86_64::*;
 use std::ptr::read_unaligned;
 
@@ -92,10 +92,7 @@ pub(super) unsafe fn q4_k<I: IDot, const N: usize>(
             let raw = load256(x.add(q4_k::QS + 32 * c));
             let lo = _mm256_and_si256(raw, _mm256_set1_epi8(0x0f));
             let hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), _mm256_set1_epi8(0x0f));
-            let (s_lo, s_hi) = (
-                _mm256_set1_epi16(sc[2 * c]),
-                _mm256_set1_epi16(sc[2 * c + 1]),
-            );
+            let (s_lo, s_hi) = (scale_of(sc, 2 * c), scale_of(sc, 2 * c + 1));
             for (k, acc) in acc.iter_mut().enumerate() {
                 let (y, _) = q8k_block(ap, k, stride, i);
                 let y = y.add(q8_k::QS + 64 * c);
@@ -144,10 +141,7 @@ pub(super) unsafe fn q5_k<I: IDot, const N: usize>(
                 _mm256_and_si256(_mm256_srli_epi16(raw, 4), _mm256_set1_epi8(0x0f)),
                 h_hi,
             );
-            let (s_lo, s_hi) = (
-                _mm256_set1_epi16(sc[2 * c]),
-                _mm256_set1_epi16(sc[2 * c + 1]),
-            );
+            let (s_lo, s_hi) = (scale_of(sc, 2 * c), scale_of(sc, 2 * c + 1));
             for (k, acc) in acc.iter_mut().enumerate() {
                 let (y, _) = q8k_block(ap, k, stride, i);
                 let y = y.add(q8_k::QS + 64 * c);
@@ -165,19 +159,34 @@ pub(super) unsafe fn q5_k<I: IDot, const N: usize>(
     sum
 }
 
-/// The eight 6-bit scales of a q4_K / q5_K block as i16, and its mins
-/// doubled up (`[m0, m0, m1, m1, ..]`) to line up with the sixteen bsums.
+/// The packed 6-bit scales of a q4_K / q5_K block, decoded with 32-bit
+/// masks as ggml does: returns the eight scales as i16 in both 128-bit
+/// lanes (for [`scale_of`]) and the mins doubled up (`[m0, m0, m1, m1, ..]`)
+/// to line up with the sixteen bsums. Equals `blocks::k4_scale_min` (tested
+/// through the bit-exact dots).
 #[inline(always)]
-unsafe fn k4_scales_mins(p: *const u8) -> ([i16; 8], __m256i) {
-    let packed = read_unaligned(p.cast::<[u8; 12]>());
-    let (mut sc, mut mn) = ([0i16; 8], [0i16; 16]);
-    for j in 0..8 {
-        let (s, m) = k4_scale_min(&packed, j);
-        sc[j] = i16::from(s);
-        mn[2 * j] = i16::from(m);
-        mn[2 * j + 1] = i16::from(m);
-    }
-    (sc, _mm256_loadu_si256(mn.as_ptr().cast()))
+unsafe fn k4_scales_mins(p: *const u8) -> (__m256i, __m256i) {
+    const LOW6: u32 = 0x3f3f_3f3f;
+    const LOW4: u32 = 0x0f0f_0f0f;
+    const LOW2: u32 = 0x0303_0303;
+    let q = read_unaligned(p.cast::<[u32; 3]>()).map(u32::from_le);
+    let u = [
+        q[0] & LOW6,                                        // scales 0..4
+        (q[2] & LOW4) | (((q[0] >> 6) & LOW2) << 4),        // scales 4..8
+        q[1] & LOW6,                                        // mins 0..4
+        ((q[2] >> 4) & LOW4) | (((q[1] >> 6) & LOW2) << 4), // mins 4..8
+    ];
+    let v = _mm_set_epi32(u[3] as i32, u[2] as i32, u[1] as i32, u[0] as i32);
+    let scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(v));
+    let mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(v, v));
+    (scales, mins)
+}
+
+/// i16 lane `j` (0..8) of each 128-bit half of `scales`, in every lane.
+#[inline(always)]
+unsafe fn scale_of(scales: __m256i, j: usize) -> __m256i {
+    let lo = (2 * j) as i16;
+    _mm256_shuffle_epi8(scales, _mm256_set1_epi16(lo | (lo + 1) << 8))
 }
 
 /// q6_K: `sum += d·dy·(Σ sc·isum(q_u) − 32·Σ sc·bsum)`, q_u = q + 32 in 0..64.
@@ -259,9 +268,7 @@ pub(super) unsafe fn q3_k<I: IDot, const N: usize>(
     for i in 0..nb {
         let x = wp.add(i * q3_k::BYTES);
         let d = f16_at(x.add(q3_k::D));
-        let raw = q3k_scales(&read_unaligned(x.add(q3_k::SCALES).cast::<[u8; 12]>()));
-        let signed: [i8; 16] = raw.map(|s| s as i8 - 32);
-        let sc8 = _mm_loadu_si128(signed.as_ptr().cast());
+        let sc8 = q3k_scales8(x.add(q3_k::SCALES));
         let hm = load256(x.add(q3_k::HMASK));
         let mut acc = [_mm256_setzero_si256(); N];
         for h in 0..2 {
@@ -290,6 +297,26 @@ pub(super) unsafe fn q3_k<I: IDot, const N: usize>(
         }
     }
     sum
+}
+
+/// The sixteen 6-bit scales of a q3_K block minus 32, as i8, decoded with
+/// 32-bit masks as ggml does (equals `blocks::q3k_scales` − 32; tested
+/// through the bit-exact dots).
+#[inline(always)]
+unsafe fn q3k_scales8(p: *const u8) -> __m128i {
+    const LOW4: u32 = 0x0f0f_0f0f;
+    const LOW2: u32 = 0x0303_0303;
+    let q = read_unaligned(p.cast::<[u32; 3]>()).map(u32::from_le);
+    // Scale j: low 4 bits from byte j % 8 (high nibble for j >= 8), high
+    // 2 bits from byte 8 + j % 4 at bit 2 (j / 4).
+    let u = [
+        (q[0] & LOW4) | ((q[2] & LOW2) << 4),
+        (q[1] & LOW4) | (((q[2] >> 2) & LOW2) << 4),
+        ((q[0] >> 4) & LOW4) | (((q[2] >> 4) & LOW2) << 4),
+        ((q[1] >> 4) & LOW4) | (((q[2] >> 6) & LOW2) << 4),
+    ];
+    let v = _mm_set_epi32(u[3] as i32, u[2] as i32, u[1] as i32, u[0] as i32);
+    _mm_sub_epi8(v, _mm_set1_epi8(32))
 }
 
 /// q2_K: `sum += dy·d·Σ sc·isum − dy·dmin·Σ m·bsum`, per-16 scales and mins.
