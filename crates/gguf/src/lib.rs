@@ -43,3 +43,17 @@ pub use parse::{DEFAULT_ALIGNMENT, MAX_ARRAY_DEPTH, MAX_DIMS};
 pub use types::{GgmlType, QK_K};
 pub use value::Value;
 pub use writer::{GgufWriter, WRITE_VERSION};
+
+#[cfg(test)]
+mod tests {
+    /// Loaders share one open file across threads, and binaries wrap the
+    /// error in `anyhow`: both need these bounds.
+    #[test]
+    fn public_types_are_send_and_sync() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<crate::GgufFile>();
+        check::<crate::GgufError>();
+        check::<crate::Value>();
+        check::<crate::GgufWriter>();
+    }
+}

@@ -10,7 +10,8 @@ use proptest::prelude::*;
 /// Walk everything a parsed file exposes, so a bad invariant would panic here.
 fn exercise(f: &GgufFile) {
     for (k, v) in f.metadata() {
-        assert_eq!(f.get(k), Some(v));
+        // Compare identity, not value: NaN != NaN.
+        assert!(f.get(k).is_some_and(|g| std::ptr::eq(g, v)), "get({k:?})");
         let _ = (v.as_u64(), v.as_i64(), v.as_f64(), v.as_bool(), v.as_str());
         let _ = v.to_string();
     }
@@ -117,6 +118,47 @@ proptest! {
         }
         check(bytes);
     }
+}
+
+/// Inputs the fuzzer (fuzz/fuzz_targets/gguf_parse.rs) found, kept so each
+/// stays fixed: every file in tests/fixtures/fuzz_regressions is parsed and,
+/// if accepted, exercised.
+#[test]
+fn fuzz_regressions_never_panic() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz_regressions");
+    let entries = std::fs::read_dir(&dir).map(|d| d.filter_map(|e| e.ok()).collect::<Vec<_>>());
+    let entries = entries.unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    assert!(
+        !entries.is_empty(),
+        "no regression inputs in {}",
+        dir.display()
+    );
+    for e in entries {
+        let bytes =
+            std::fs::read(e.path()).unwrap_or_else(|err| panic!("{}: {err}", e.path().display()));
+        check(bytes);
+    }
+}
+
+/// Fuzz crash e7f7472f: a mutated f32 array held a NaN, and the harness
+/// checked `get(k) == Some(v)`, which is false for NaN. The parser was right;
+/// lookups must return the very entry, NaN or not.
+#[test]
+fn nan_metadata_is_found_by_key() {
+    let mut w = llmos_gguf::GgufWriter::new();
+    let nan = Value::Array(vec![Value::F32(f32::NAN)]);
+    if let Err(e) = w.add_metadata("scores", nan) {
+        panic!("{e}");
+    }
+    let f = GgufFile::from_bytes(w.to_bytes());
+    let f = f.unwrap_or_else(|e| panic!("{e}"));
+    let got = f
+        .get_array("scores")
+        .and_then(|a| a.first())
+        .and_then(Value::as_f64);
+    assert!(got.is_some_and(f64::is_nan), "{got:?}");
+    exercise(&f);
 }
 
 #[test]
