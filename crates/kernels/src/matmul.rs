@@ -44,7 +44,7 @@ const TOKEN_TILE: usize = 16;
 /// Upper bound on the weight bytes of one row block, so that a block stays
 /// in L2 while the token tiles loop over it.
 const BLOCK_BYTES: usize = 256 * 1024;
-/// Row blocks per thread: enough slack to balance a busy 2-core machine.
+/// Tasks per thread: enough slack to balance a busy 2-core machine.
 const BLOCKS_PER_THREAD: usize = 4;
 
 /// Errors from describing a weight matrix.
@@ -244,34 +244,24 @@ pub fn matmul(
     let kernel = Kernel::best(w.ty);
     let (rows, cols) = (w.rows, w.cols);
 
-    let row_bytes = w.row_bytes().max(1);
-    let target_blocks = if pool.n_threads() > 1 {
-        pool.n_threads() * BLOCKS_PER_THREAD
-    } else {
-        1
-    };
-    let block_rows = rows
-        .div_ceil(target_blocks)
-        .min((BLOCK_BYTES / row_bytes).max(4))
-        .max(1);
-    let n_blocks = rows.div_ceil(block_rows);
+    let split = Split::new(rows, w.row_bytes(), n, pool.n_threads());
     let out = OutPtr(y.as_mut_ptr());
 
-    pool.run(n_blocks, |b| {
-        let r0 = b * block_rows;
-        let r1 = (r0 + block_rows).min(rows);
-        for t0 in (0..n).step_by(TOKEN_TILE) {
-            let t1 = (t0 + TOKEN_TILE).min(n);
-            for r in r0..r1 {
+    pool.run(split.tasks(), |task| {
+        let (rs, ts) = split.task(task);
+        for t0 in ts.step_by(TOKEN_TILE) {
+            let t1 = (t0 + TOKEN_TILE).min(split.token_end(task));
+            for r in rs.clone() {
                 let wr = w.row(r);
                 let mut t = t0;
                 while t + 4 <= t1 {
                     let v = kernel.dot4(wr, &q[t * a_row..(t + 4) * a_row], a_row, cols);
                     for (k, v) in v.into_iter().enumerate() {
                         // SAFETY: (t + k, r) with t + k < n, r < rows lies in
-                        // y[..n * rows] (checked above); row r belongs to this
-                        // block only, so no other task writes this element,
-                        // and `y` stays borrowed until `run` returns.
+                        // y[..n * rows] (checked above); the (row, token)
+                        // ranges of the tasks are disjoint, so no other task
+                        // writes this element, and `y` stays borrowed until
+                        // `run` returns.
                         unsafe { *out.get().add((t + k) * rows + r) = v };
                     }
                     t += 4;
@@ -284,6 +274,69 @@ pub fn matmul(
             }
         }
     });
+}
+
+/// How `matmul` cuts the output into tasks: blocks of rows, and for batches
+/// with too few row blocks to feed the pool, chunks of tokens too. Every
+/// (row, token) pair is in exactly one task; the cut does not change any
+/// result, only which thread computes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Split {
+    rows: usize,
+    n: usize,
+    block_rows: usize,
+    n_blocks: usize,
+    chunk_tokens: usize,
+    n_chunks: usize,
+}
+
+impl Split {
+    fn new(rows: usize, row_bytes: usize, n: usize, threads: usize) -> Split {
+        let target = if threads > 1 {
+            threads * BLOCKS_PER_THREAD
+        } else {
+            1
+        };
+        // Enough blocks for the pool, each small enough to stay in L2
+        // while the token tiles pass over it.
+        let block_rows = rows
+            .div_ceil(target)
+            .min((BLOCK_BYTES / row_bytes.max(1)).max(4))
+            .max(1);
+        let n_blocks = rows.div_ceil(block_rows).max(1);
+        // Few rows but many tokens: split the tokens, in whole tiles.
+        let tiles = n.div_ceil(TOKEN_TILE).max(1);
+        let splits = target.div_ceil(n_blocks).clamp(1, tiles);
+        let chunk_tokens = tiles.div_ceil(splits) * TOKEN_TILE;
+        let n_chunks = n.div_ceil(chunk_tokens).max(1);
+        Split {
+            rows,
+            n,
+            block_rows,
+            n_blocks,
+            chunk_tokens,
+            n_chunks,
+        }
+    }
+
+    fn tasks(&self) -> usize {
+        self.n_blocks * self.n_chunks
+    }
+
+    /// The rows and tokens of task `i` (row-block major).
+    fn task(&self, i: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let (b, c) = (i / self.n_chunks, i % self.n_chunks);
+        let r0 = (b * self.block_rows).min(self.rows);
+        let t0 = (c * self.chunk_tokens).min(self.n);
+        (
+            r0..(r0 + self.block_rows).min(self.rows),
+            t0..(t0 + self.chunk_tokens).min(self.n),
+        )
+    }
+
+    fn token_end(&self, i: usize) -> usize {
+        self.task(i).1.end
+    }
 }
 
 /// Quantizes the `n` rows of `x` into `scratch.q`, in parallel for batches;
@@ -345,5 +398,42 @@ pub fn matmul_scalar(w: &QMatrix, x: &[f32], n: usize, y: &mut [f32]) {
         for r in 0..w.rows {
             y[t * w.rows + r] = quant::vec_dot_scalar(w.ty, w.row(r), &q, w.cols);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every (row, token) pair lands in exactly one task, for any shape.
+    #[test]
+    fn split_covers_each_output_once() {
+        for rows in [1, 3, 7, 64, 577] {
+            for n in [1, 4, 15, 16, 17, 100, 513] {
+                for threads in [1, 2, 3, 8] {
+                    for row_bytes in [18, 952, 300_000] {
+                        let s = Split::new(rows, row_bytes, n, threads);
+                        let mut hits = vec![0u8; rows * n];
+                        for i in 0..s.tasks() {
+                            let (rs, ts) = s.task(i);
+                            for r in rs {
+                                for t in ts.clone() {
+                                    hits[t * rows + r] += 1;
+                                }
+                            }
+                        }
+                        assert!(hits.iter().all(|&h| h == 1), "{s:?} threads={threads}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn few_rows_many_tokens_splits_tokens() {
+        let s = Split::new(2, 100, 256, 2);
+        assert!(s.tasks() >= 8, "{s:?}");
+        let s = Split::new(4096, 100, 256, 2);
+        assert_eq!(s.n_chunks, 1, "{s:?}");
     }
 }
