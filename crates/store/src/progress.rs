@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How a pull reports progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,9 +15,12 @@ pub enum Progress {
     Quiet,
 }
 
-#[derive(Clone)]
+/// Phases run one after another, so one live bar at a time is enough (no MultiProgress).
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    Bars(MultiProgress),
+    /// A live bar per phase, then its summary line.
+    Bars,
+    /// Only the summary line per phase (stderr is a pipe or a file).
     Lines,
     Quiet,
 }
@@ -31,9 +34,7 @@ impl Reporter {
     pub(crate) fn new(progress: Progress) -> Reporter {
         let mode = match progress {
             Progress::Quiet => Mode::Quiet,
-            Progress::Bar if std::io::stderr().is_terminal() => {
-                Mode::Bars(MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
-            }
+            Progress::Bar if std::io::stderr().is_terminal() => Mode::Bars,
             Progress::Bar => Mode::Lines,
         };
         Reporter { mode }
@@ -41,23 +42,25 @@ impl Reporter {
 
     /// Starts a phase; `total` is the expected byte count when known.
     pub(crate) fn phase(&self, label: String, total: Option<u64>) -> Phase {
-        let bar = match &self.mode {
-            Mode::Bars(multi) => {
+        let bar = match self.mode {
+            Mode::Bars => {
                 let bar = match total {
-                    Some(n) => ProgressBar::new(n).with_style(bar_style()),
+                    Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr())
+                        .with_style(bar_style()),
                     None => {
-                        let bar = ProgressBar::new_spinner().with_style(spinner_style());
+                        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+                            .with_style(spinner_style());
                         bar.enable_steady_tick(Duration::from_millis(120));
                         bar
                     }
                 };
-                Some(multi.add(bar.with_message(label.clone())))
+                Some(bar.with_message(label.clone()))
             }
             Mode::Lines | Mode::Quiet => None,
         };
         Phase {
             label,
-            lines: matches!(self.mode, Mode::Lines),
+            lines: self.mode != Mode::Quiet,
             bar,
             pos: 0,
             start: Instant::now(),
@@ -67,31 +70,22 @@ impl Reporter {
 
     /// One line on stderr unless quiet (e.g. the sha256 of a download).
     pub(crate) fn note(&self, line: &str) {
-        match &self.mode {
-            Mode::Bars(multi) => {
-                // println keeps the line above the bars instead of under them.
-                if multi.println(format!("llmos: {line}")).is_err() {
-                    eprintln!("llmos: {line}");
-                }
-            }
-            Mode::Lines => {
-                let _ = writeln!(std::io::stderr(), "llmos: {line}");
-            }
-            Mode::Quiet => {}
+        if self.mode != Mode::Quiet {
+            let _ = writeln!(std::io::stderr(), "llmos: {line}");
         }
     }
 }
 
 fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template(
-        "{msg:40!} [{bar:30.cyan/blue}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} eta {eta}",
+        "[{bar:30.cyan/blue}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} eta {eta:>3}  {wide_msg}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ")
 }
 
 fn spinner_style() -> ProgressStyle {
-    ProgressStyle::with_template("{msg:40!} {spinner} {bytes:>10} {bytes_per_sec:>12}")
+    ProgressStyle::with_template("{spinner} {bytes:>10} {bytes_per_sec:>12}  {wide_msg}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner())
 }
 
@@ -137,9 +131,10 @@ impl Phase {
 
 impl Drop for Phase {
     fn drop(&mut self) {
+        // Failed or interrupted: the error message follows, so just clear the bar.
         if !self.done {
             if let Some(bar) = self.bar.take() {
-                bar.abandon();
+                bar.finish_and_clear();
             }
         }
     }

