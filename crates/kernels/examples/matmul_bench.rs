@@ -157,6 +157,28 @@ fn main() {
 
     let mut rng = Rng(1);
     let mut scratch = MatmulScratch::default();
+    for (at, cols) in [
+        (GgmlType::Q8_1, 1536),
+        (GgmlType::Q8_0, 4864),
+        (GgmlType::Q8_K, 4864),
+    ] {
+        let x: Vec<f32> = (0..cols).map(|_| rng.f32()).collect();
+        let mut q = vec![0u8; cols / at.block_size() * at.type_size()];
+        let s = time(budget, || {
+            let r = quant::quantize_row(at, black_box(&x), &mut q);
+            black_box(r.is_ok());
+        });
+        let f = time(budget, || {
+            let r = simd::quantize_row(at, black_box(&x), &mut q);
+            black_box(r.is_ok());
+        });
+        println!(
+            "quantize {at} x {cols}: scalar {:.2} us, simd {:.2} us",
+            s * 1e6,
+            f * 1e6
+        );
+    }
+    println!();
     for (ty, rows, cols) in [(GgmlType::Q4_1, 576, 1536), (GgmlType::Q5_0, 896, 4864)] {
         let data = random_matrix(&mut rng, ty, rows, cols);
         let w = QMatrix::new(ty, &data, rows, cols).expect("matrix");

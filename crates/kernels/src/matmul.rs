@@ -35,7 +35,7 @@
 
 use crate::pool::ThreadPool;
 use crate::quant;
-use crate::simd::Kernel;
+use crate::simd::{self, Kernel};
 use llmos_gguf::GgmlType;
 
 /// Tokens per tile: a tile's quantized activations (16 × a few KiB) stay in
@@ -355,7 +355,8 @@ fn quantize_activations(
         scratch.q.resize(n * a_row, 0);
     }
     let quantize_one = |t: usize, dst: &mut [u8]| {
-        let r = quant::quantize_row(at, &x[t * cols..(t + 1) * cols], dst);
+        // The SIMD quantizer: byte-identical to `quant::quantize_row`.
+        let r = simd::quantize_row(at, &x[t * cols..(t + 1) * cols], dst);
         // Unreachable: `check_args` verified that `cols` splits into whole
         // blocks of `at`, and `dst` is exactly one row.
         debug_assert!(r.is_ok(), "quantize {at}: {r:?}");

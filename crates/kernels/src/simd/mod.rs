@@ -110,6 +110,10 @@ pub(crate) type DotFn = unsafe fn(w: &[u8], a: &[u8], n: usize) -> f32;
 /// `a[k * stride..][..row]`, k in 0..4.
 pub(crate) type Dot4Fn = unsafe fn(w: &[u8], a: &[u8], stride: usize, n: usize) -> [f32; 4];
 
+/// `quantize(src, dst)`: an activation row (whole blocks) into exactly its
+/// bytes. Unsafe for the same reason as [`DotFn`].
+pub(crate) type QuantizeFn = unsafe fn(src: &[f32], dst: &mut [u8]);
+
 /// The dot kernels for one weight type at one level.
 #[derive(Clone, Copy)]
 pub(crate) struct Kernel {
@@ -220,4 +224,41 @@ pub fn vec_dot4_at(
         return None;
     }
     Some(k.dot4(w, a, stride, n))
+}
+
+/// Quantizes an activation row like [`quant::quantize_row`], bit for bit,
+/// with the best kernel for this CPU (SIMD for q8_0, q8_1 and q8_K; other
+/// types go to the reference).
+///
+/// # Errors
+/// Exactly those of [`quant::quantize_row`].
+pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), quant::QuantError> {
+    quantize_row_at(best_level(), ty, src, dst).unwrap_or_else(|| quant::quantize_row(ty, src, dst))
+}
+
+/// [`quantize_row`] at a given level; `None` if this CPU lacks the level.
+///
+/// # Errors
+/// Exactly those of [`quant::quantize_row`].
+pub fn quantize_row_at(
+    level: SimdLevel,
+    ty: GgmlType,
+    src: &[f32],
+    dst: &mut [u8],
+) -> Option<Result<(), quant::QuantError>> {
+    if !level.is_available() {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(f) = x86::quantizer(level, ty) {
+        let (block, size) = (ty.block_size(), ty.type_size());
+        if src.len().is_multiple_of(block) && dst.len() == src.len() / block * size {
+            // SAFETY: `x86::quantizer` returns a kernel only for an available
+            // level; the sizes were checked just above.
+            unsafe { f(src, dst) };
+            return Some(Ok(()));
+        }
+    }
+    // Other types, other levels and wrong sizes: the reference (and its errors).
+    Some(quant::quantize_row(ty, src, dst))
 }

@@ -22,13 +22,14 @@
 //! of -128. Only a -128 activation times a -128 weight could saturate, as in
 //! ggml.
 
-use super::{Dot4Fn, DotFn, SimdLevel};
+use super::{Dot4Fn, DotFn, QuantizeFn, SimdLevel};
 use crate::quant::blocks::{q4_0, q4_1, q5_0, q5_1, q8_0, q8_1, QK};
 use core::arch::x86_64::*;
 use llmos_gguf::GgmlType;
 use std::ptr::read_unaligned;
 
 mod kquants;
+mod quantize;
 
 /// AVX2 level: AVX2, FMA and F16C (every x86-64 CPU since Haswell).
 pub(super) fn has_avx2() -> bool {
@@ -44,6 +45,18 @@ pub(super) fn has_avx512vnni() -> bool {
         && is_x86_feature_detected!("avx512bw")
         && is_x86_feature_detected!("avx512vl")
         && is_x86_feature_detected!("avx512vnni")
+}
+
+/// The SIMD activation quantizer for `ty` at `level`, if any: `f(src, dst)`
+/// for a whole number of blocks and exactly the row's bytes.
+pub(super) fn quantizer(level: SimdLevel, ty: GgmlType) -> Option<QuantizeFn> {
+    match (level, ty) {
+        (SimdLevel::Scalar, _) => None,
+        (_, GgmlType::Q8_0) => Some(avx2::quantize_q8_0),
+        (_, GgmlType::Q8_1) => Some(avx2::quantize_q8_1),
+        (_, GgmlType::Q8_K) => Some(avx2::quantize_q8_k),
+        _ => None,
+    }
 }
 
 /// The kernels for `ty` at `level` (`None`: use the scalar reference).
@@ -162,6 +175,15 @@ unsafe fn bits32(p: *const u8) -> __m256i {
     // ... and is all ones iff bit j % 8 is set once the other bits are forced.
     let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
     _mm256_cmpeq_epi8(_mm256_or_si256(bytes, others), _mm256_set1_epi64x(-1))
+}
+
+/// Sum of the eight i32 lanes (wrapping, but the bounds above keep it exact).
+#[inline(always)]
+pub(super) unsafe fn hsum_i32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+    _mm_cvtsi128_si32(s)
 }
 
 /// Sum of the eight lanes.
@@ -547,6 +569,27 @@ mod avx2 {
         q5_1, q5_1_x4, Q5_1;
         q8_0, q8_0_x4, Q8_0;
     );
+
+    /// # Safety
+    /// Requires AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn quantize_q8_0(src: &[f32], dst: &mut [u8]) {
+        super::quantize::q8_0::<false>(src, dst)
+    }
+
+    /// # Safety
+    /// Requires AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn quantize_q8_1(src: &[f32], dst: &mut [u8]) {
+        super::quantize::q8_0::<true>(src, dst)
+    }
+
+    /// # Safety
+    /// Requires AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn quantize_q8_k(src: &[f32], dst: &mut [u8]) {
+        super::quantize::q8_k(src, dst)
+    }
 
     /// # Safety
     /// Requires AVX2, FMA and F16C.

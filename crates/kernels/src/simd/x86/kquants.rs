@@ -15,19 +15,10 @@
 //! (q6_K, unsigned 0..64), scales fit i16, and a super-block's total is at
 //! most 256 · 64 · 127 · 128 < 2^31.
 
-use super::{f16_at, load256, IDot};
+use super::{f16_at, hsum_i32, load256, IDot};
 use crate::quant::blocks::{q2_k, q3_k, q4_k, q5_k, q6_k, q8_k, QK_K};
 use core::arch::x86_64::*;
 use std::ptr::read_unaligned;
-
-/// Sum of the eight i32 lanes (wrapping, but the bounds above keep it exact).
-#[inline(always)]
-unsafe fn hsum_i32(v: __m256i) -> i32 {
-    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
-    _mm_cvtsi128_si32(s)
-}
 
 /// `[sc[2p]; 8] ++ [sc[2p + 1]; 8]` as i16, from sixteen i8 scales: the
 /// per-16 scales of 32 consecutive elements, lined up with the i16 pair sums
