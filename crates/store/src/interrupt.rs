@@ -4,7 +4,8 @@
 //! The first pull installs a SIGINT handler (signal-hook, no unsafe code here) made of
 //! three actions, run in this order on every SIGINT:
 //! 1. if no pull is running, act as if the handler were not there (default action:
-//!    the process dies by SIGINT, which shells report as 130);
+//!    the process dies by SIGINT, which shells report as 130), unless the program
+//!    said it handles SIGINT itself ([`set_default_sigint_between_pulls`]);
 //! 2. if a Ctrl-C was already seen, do the same: a second Ctrl-C never waits on cleanup;
 //! 3. otherwise raise the `cancelled` flag. Pull loops poll it between chunks (and
 //!    while pip runs), kill pip, drop their temp dir and return `Interrupted`.
@@ -19,15 +20,38 @@ use signal_hook::consts::SIGINT;
 use crate::error::StoreError;
 
 struct Handler {
-    idle: Arc<AtomicBool>,
+    /// No pull is running and the program wants the default SIGINT action then.
+    terminate_when_idle: Arc<AtomicBool>,
     cancelled: Arc<AtomicBool>,
     active: Mutex<usize>,
 }
 
 static HANDLER: OnceLock<Result<Handler, String>> = OnceLock::new();
 
+/// See [`set_default_sigint_between_pulls`].
+static DEFAULT_BETWEEN_PULLS: AtomicBool = AtomicBool::new(true);
+
+/// Whether Ctrl-C keeps its default effect (ending the process) while no pull runs,
+/// once a pull has installed the store's SIGINT handler. On by default.
+///
+/// Turn it off when the program handles SIGINT itself with signal-hook (for example
+/// to stop text generation on the first Ctrl-C): the store's actions were registered
+/// first, so otherwise they end the process before the program's own action runs.
+/// During a pull, Ctrl-C always cancels the pull.
+pub fn set_default_sigint_between_pulls(enabled: bool) {
+    DEFAULT_BETWEEN_PULLS.store(enabled, Ordering::SeqCst);
+    if let Some(Ok(handler)) = HANDLER.get() {
+        let active = handler.active.lock().unwrap_or_else(|p| p.into_inner());
+        handler
+            .terminate_when_idle
+            .store(*active == 0 && enabled, Ordering::SeqCst);
+    }
+}
+
 fn install() -> Result<Handler, String> {
-    let idle = Arc::new(AtomicBool::new(true));
+    let idle = Arc::new(AtomicBool::new(
+        DEFAULT_BETWEEN_PULLS.load(Ordering::SeqCst),
+    ));
     let cancelled = Arc::new(AtomicBool::new(false));
     let register = || -> std::io::Result<()> {
         signal_hook::flag::register_conditional_default(SIGINT, Arc::clone(&idle))?;
@@ -37,7 +61,7 @@ fn install() -> Result<Handler, String> {
     };
     register().map_err(|e| e.to_string())?;
     Ok(Handler {
-        idle,
+        terminate_when_idle: idle,
         cancelled,
         active: Mutex::new(0),
     })
@@ -61,7 +85,7 @@ pub(crate) fn begin() -> Result<ActivePull, StoreError> {
         handler.cancelled.store(false, Ordering::SeqCst);
     }
     *active += 1;
-    handler.idle.store(false, Ordering::SeqCst);
+    handler.terminate_when_idle.store(false, Ordering::SeqCst);
     Ok(ActivePull { handler })
 }
 
@@ -74,7 +98,10 @@ impl Drop for ActivePull {
             .unwrap_or_else(|p| p.into_inner());
         *active = active.saturating_sub(1);
         if *active == 0 {
-            self.handler.idle.store(true, Ordering::SeqCst);
+            let default = DEFAULT_BETWEEN_PULLS.load(Ordering::SeqCst);
+            self.handler
+                .terminate_when_idle
+                .store(default, Ordering::SeqCst);
         }
     }
 }

@@ -16,7 +16,9 @@
 //! Ctrl-C during a pull removes the partial download and returns
 //! [`StoreError::Interrupted`], whose [`StoreError::exit_code`] is 130. The first pull
 //! installs a SIGINT handler for this; while no pull runs, SIGINT keeps its default
-//! effect (the process ends).
+//! effect (the process ends). A program with its own signal-hook SIGINT handling
+//! calls [`set_default_sigint_between_pulls`]`(false)` so that its handler alone
+//! decides between pulls.
 //!
 //! # Example
 //! ```no_run
@@ -47,5 +49,6 @@ pub use catalog::{
     catalog, find_entry, find_exact, CatalogEntry, ModelKind, Part, PinnedFile, DEFAULT_MODEL,
 };
 pub use error::{StoreError, EXIT_INTERRUPTED};
+pub use interrupt::set_default_sigint_between_pulls;
 pub use progress::Progress;
 pub use store::{CachedModel, Store};

