@@ -207,6 +207,29 @@ fn main() {
         }
     }
 
+    // A matrix far larger than the caches: the output layer of
+    // qwen2.5-0.5b (151936 x 896 q8_0, 144 MB), where decode is bound by
+    // memory bandwidth.
+    let (ty, rows, cols) = (GgmlType::Q8_0, 151_936, 896);
+    let data = random_matrix(&mut rng, ty, rows, cols);
+    let w = QMatrix::new(ty, &data, rows, cols).expect("matrix");
+    let x: Vec<f32> = (0..cols).map(|_| rng.f32()).collect();
+    let mut y = vec![0f32; rows];
+    println!(
+        "\n{ty} {rows}x{cols}, n=1 ({:.0} MB of weights)",
+        data.len() as f64 / 1e6
+    );
+    let s = time(budget, || matmul(&pool, &w, &x, 1, &mut y, &mut scratch));
+    report(&format!("pool, {threads} threads"), &w, 1, s);
+    let s = time(budget, || matmul(&single, &w, &x, 1, &mut y, &mut scratch));
+    report("1 thread", &w, 1, s);
+    if let Some(s) = cpu_time(cpu_wall, || {
+        matmul(&single, &w, &x, 1, &mut y, &mut scratch)
+    }) {
+        report("1 thread, per CPU-second", &w, 1, s);
+    }
+    drop(data);
+
     let (rows, cols) = (896, 4864);
     println!(
         "\nevery type, {rows}x{cols}: pool with {threads} threads (wall), 1 thread (CPU time):"
