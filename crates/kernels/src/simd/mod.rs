@@ -5,7 +5,10 @@
 //! `#[target_feature]` function and the level is detected once
 //! ([`simd_level`]). Each kernel is the twin of [`quant::vec_dot_scalar`]: it
 //! computes the same integer sums per block exactly and differs only in the
-//! order of the float additions (tests: `tests/simd_dot.rs`).
+//! order of the float additions (tests: `tests/simd_dot.rs`); the k-quant
+//! kernels even keep the reference's float expression and match it bit for
+//! bit. The activation quantizers ([`quantize_row`]) match
+//! [`quant::quantize_row`] byte for byte (`tests/simd_quantize.rs`).
 //!
 //! Each kernel also has a four-token form (`dot4`): one pass over the weight
 //! row feeds four activation rows, so prefill decodes every weight block once
