@@ -3,17 +3,33 @@
 //! ```text
 //! cargo run --release -p llmos-text --example bench_tokenize -- model.gguf [text-file]
 //! ```
-//! Reports wall time; on a shared machine run it a few times and take the best.
+//! Reports the best of several runs, in CPU time of this thread where Linux
+//! tells it (/proc/thread-self/schedstat), so a busy shared machine does not
+//! inflate the numbers; wall time elsewhere.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-fn best_of(n: usize, mut f: impl FnMut()) -> Duration {
+/// Nanoseconds this thread has run on a CPU, if the kernel says.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// Best of `n` rounds of the time per call, each round `reps` calls (the
+/// kernel's CPU-time counter only moves every few milliseconds).
+fn best_of(n: usize, reps: u32, mut f: impl FnMut()) -> Duration {
     (0..n)
         .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
+            let (t, c) = (Instant::now(), thread_cpu_ns());
+            for _ in 0..reps {
+                f();
+            }
+            let total = match (c, thread_cpu_ns()) {
+                (Some(a), Some(b)) if b > a => Duration::from_nanos(b - a),
+                _ => t.elapsed(),
+            };
+            total / reps
         })
         .min()
         .unwrap_or_default()
@@ -33,7 +49,7 @@ fn main() -> ExitCode {
         }
     };
     let mut tok = None;
-    let build = best_of(5, || tok = llmos_text::Tokenizer::from_gguf(&gguf).ok());
+    let build = best_of(5, 1, || tok = llmos_text::Tokenizer::from_gguf(&gguf).ok());
     let Some(tok) = tok else {
         eprintln!("{path}: tokenizer failed to build");
         return ExitCode::FAILURE;
@@ -47,7 +63,7 @@ fn main() -> ExitCode {
         }
     };
     let mut n = 0;
-    let enc = best_of(10, || n = tok.encode(&text, true, true).len());
+    let enc = best_of(5, 200, || n = tok.encode(&text, true, true).len());
     println!(
         "{path}: build {:.1} ms (vocab {}), encode {} bytes -> {n} tokens in {:.2} ms ({:.1} MB/s)",
         build.as_secs_f64() * 1e3,
