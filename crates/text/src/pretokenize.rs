@@ -799,4 +799,46 @@ mod tests {
             format!("[^\\s{COLLAPSED_LETTER}A-Za-z]+|[{COLLAPSED_NUMBER}0-9]")
         );
     }
+
+    #[test]
+    fn contractions_fold_case_only_for_llama3_style() {
+        assert_eq!(words(&[LLAMA3], "I'LL go"), ["I", "'LL", " go"]);
+        assert_eq!(words(&[GPT2], "I'LL go"), ["I", "'", "LL", " go"]);
+    }
+
+    #[test]
+    fn whitespace_before_newlines_joins_them() {
+        assert_eq!(words(&[QWEN2], "a \r\n  b"), ["a", " \r\n", " ", " b"]);
+        // U+3000 is whitespace, and [^\r\n\p{L}\p{N}] takes it before a word
+        assert_eq!(words(&[QWEN2], "a\u{3000}b"), ["a", "\u{3000}b"]);
+    }
+
+    #[test]
+    fn unassigned_code_points_group_like_symbols() {
+        // U+0378 is unassigned (Cn): neither space, letter nor number
+        assert_eq!(
+            words(&[GPT2], "a\u{378}\u{378}b"),
+            ["a", "\u{378}\u{378}", "b"]
+        );
+    }
+
+    #[test]
+    fn gpt2_numbers_take_the_space_but_smollm_digits_do_not() {
+        assert_eq!(words(&[GPT2], "x 42"), ["x", " 42"]);
+        assert_eq!(
+            words(&[STARCODER_DIGITS, GPT2], "x 42"),
+            ["x", " ", "4", "2"]
+        );
+    }
+
+    #[test]
+    fn newline_runs_alternate() {
+        assert_eq!(words(&[NEWLINES], "ab\n\ncd\n"), ["ab", "\n\n", "cd", "\n"]);
+    }
+
+    #[test]
+    fn collapsed_punctuation_class_covers_non_ascii() {
+        // an em dash is \p{P} only through the collapsed stand-in character
+        assert_eq!(words(&DEFAULT, "a\u{2014}b"), ["a", "\u{2014}", "b"]);
+    }
 }

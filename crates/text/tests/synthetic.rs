@@ -268,3 +268,11 @@ fn bad_metadata_is_reported() {
         })
     ));
 }
+
+#[test]
+fn tokenizer_and_decoder_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Tokenizer>();
+    assert_send_sync::<StreamDecoder>();
+    assert_send_sync::<llmos_text::ChatTemplate>();
+}
