@@ -5,8 +5,14 @@
 use crate::pool::ThreadPool;
 
 /// A raw pointer that may cross threads; only used to rebuild disjoint slices.
-#[derive(Clone, Copy)]
 struct SendPtr<T>(*mut T);
+// Manual impls: the derives would demand `T: Copy`.
+impl<T> Clone for SendPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SendPtr<T> {}
 // SAFETY: the pointer is only used to rebuild slices that no two tasks share
 // (see `for_each_chunk_mut`), and `T: Send` lets the elements move threads.
 unsafe impl<T: Send> Send for SendPtr<T> {}
