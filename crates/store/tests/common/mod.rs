@@ -87,13 +87,12 @@ impl Fixture {
             r#"#!/bin/sh
 # Stand-in for `python3 -m pip download ... REQ... --dest DIR` in llmos-store tests.
 dest=""; specs=""
+echo "$@" >> "{state}/args"
 while [ $# -gt 0 ]; do
   case "$1" in
     --dest|-d) dest="$2"; shift 2 ;;
-    --only-binary|--progress-bar|-m) shift 2 ;;
-    download) shift ;;
-    -*) shift ;;
-    *) specs="$specs $1"; shift ;;
+    *==*) specs="$specs $1"; shift ;;
+    *) shift ;;
   esac
 done
 echo $specs >> "{state}/calls"
@@ -287,6 +286,15 @@ exit 0
             assert!(Instant::now() < deadline, "the fake pip never started");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Every argument of every pip call, one line per call.
+    pub fn pip_args(&self) -> Vec<String> {
+        fs::read_to_string(self.state.join("args"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     pub fn pip_calls(&self) -> Vec<String> {
