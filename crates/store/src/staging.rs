@@ -210,7 +210,10 @@ pub(crate) fn sync_tree(dir: &Path) -> Result<(), StoreError> {
 }
 
 /// Atomically replaces `dest` with the finished file `staged` (same filesystem).
-pub(crate) fn publish_file(staged: &Path, dest: &Path) -> Result<(), StoreError> {
+/// A Ctrl-C that came in after the last chunk still cancels: this is the last point
+/// where the pull can be undone.
+pub(crate) fn publish_file(staged: &Path, dest: &Path, name: &str) -> Result<(), StoreError> {
+    interrupt::check(name)?;
     fs::rename(staged, dest).map_err(|e| StoreError::io("moving model into place at", dest, e))?;
     if let Some(parent) = dest.parent() {
         sync_dir(parent)?;
@@ -220,8 +223,14 @@ pub(crate) fn publish_file(staged: &Path, dest: &Path) -> Result<(), StoreError>
 
 /// Moves the finished folder `staged` to `dest`. An old `dest` is first moved into
 /// `trash` (inside a temp dir), because a folder cannot be renamed over a folder.
-pub(crate) fn publish_dir(staged: &Path, dest: &Path, trash: &Path) -> Result<(), StoreError> {
+pub(crate) fn publish_dir(
+    staged: &Path,
+    dest: &Path,
+    trash: &Path,
+    name: &str,
+) -> Result<(), StoreError> {
     sync_tree(staged)?;
+    interrupt::check(name)?;
     if dest.exists() {
         fs::rename(dest, trash)
             .map_err(|e| StoreError::io("moving old model aside from", dest, e))?;

@@ -184,7 +184,7 @@ impl Store {
         }
         let _active = interrupt::begin()?;
         let _lock = staging::lock(&self.locks, entry.name)?;
-        // Another process may have finished this pull while we waited for the lock.
+        // Another process may have finished this pull between the check above and the lock.
         if self.is_present(entry) {
             return Ok(dest);
         }
@@ -263,17 +263,17 @@ impl Store {
     /// [`StoreError::NotCached`] if there is no such model in the cache,
     /// [`StoreError::PullInProgress`] while it is being pulled.
     pub fn remove(&self, name: &str) -> Result<(), StoreError> {
-        let (key, path) = match find_exact(name) {
-            Some(entry) => (entry.name.to_string(), self.entry_path(entry)),
-            None if is_valid_name(name) => {
-                let file = self.gguf_path(name);
-                let dir = self.models.join(name);
-                (name.to_string(), if file.is_file() { file } else { dir })
-            }
-            None => (name.to_string(), self.models.join(".invalid")),
+        // Exact names only: a prefix is fine for finding a model, not for deleting one.
+        let target = match find_exact(name) {
+            Some(entry) => Some((entry.name.to_string(), self.entry_path(entry))),
+            None if is_valid_name(name) => [self.gguf_path(name), self.models.join(name)]
+                .into_iter()
+                .find(|p| p.exists())
+                .map(|p| (name.to_string(), p)),
+            None => None,
         };
-        if fs::symlink_metadata(&path).is_err() {
-            let cached = self.list()?.into_iter().map(|m| m.name).collect::<Vec<_>>();
+        let Some((key, path)) = target.filter(|(_, p)| p.exists()) else {
+            let cached: Vec<String> = self.list()?.into_iter().map(|m| m.name).collect();
             return Err(StoreError::NotCached {
                 name: name.to_string(),
                 cached: if cached.is_empty() {
@@ -282,7 +282,7 @@ impl Store {
                     cached.join(", ")
                 },
             });
-        }
+        };
         let _lock = staging::lock(&self.locks, &key)?;
         if path.is_dir() {
             // Move the folder out in one step, so a crash mid-delete leaves no half model.
@@ -345,7 +345,7 @@ impl Store {
         })?;
         phase.finish();
         let (hash, _) = sink.finish()?;
-        staging::publish_file(&out, &dest)?;
+        staging::publish_file(&out, &dest, &name)?;
         reporter.note(&format!("sha256 {hash}  {}", dest.display()));
         Ok(dest)
     }
@@ -363,7 +363,7 @@ impl Store {
         let mut sink = Sink::create(&out)?;
         http::download(url, &mut sink, &reporter, &name)?;
         let (hash, _) = sink.finish()?;
-        staging::publish_file(&out, &dest)?;
+        staging::publish_file(&out, &dest, &name)?;
         reporter.note(&format!("sha256 {hash}  {}", dest.display()));
         Ok(dest)
     }
