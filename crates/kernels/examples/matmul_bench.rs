@@ -98,6 +98,29 @@ fn cpu_time(wall: Duration, mut f: impl FnMut()) -> Option<f64> {
     (ticks > 0).then(|| ticks as f64 / 100.0 / calls as f64)
 }
 
+/// CPU time of the whole process (all threads), in 10 ms ticks.
+fn process_cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// (wall seconds, process CPU seconds) per call of `f` over about `wall`:
+/// on a shared machine, CPU per call shows the pool's overhead even when
+/// the wall clock cannot show its scaling.
+fn wall_and_cpu(wall: Duration, mut f: impl FnMut()) -> Option<(f64, f64)> {
+    f();
+    let c0 = process_cpu_ticks()?;
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while start.elapsed() < wall || calls < 3 {
+        f();
+        calls += 1;
+    }
+    let w = start.elapsed().as_secs_f64() / calls as f64;
+    Some((w, (process_cpu_ticks()? - c0) as f64 / 100.0 / calls as f64))
+}
+
 /// `matmul` with threads spawned per call (`std::thread::scope`): the
 /// rayon-free alternative the pool replaces. Splits rows evenly.
 fn matmul_scoped(threads: usize, w: &QMatrix, x: &[f32], n: usize, y: &mut [f32]) {
@@ -200,6 +223,16 @@ fn main() {
             }
             let s = time(budget, || matmul_scoped(threads, &w, &x, n, &mut y));
             report(&format!("scoped spawn, {threads} threads"), &w, n, s);
+            for (label, p) in [("1 thread", &single), ("pool", &pool)] {
+                let run = || matmul(p, &w, &x, n, &mut y, &mut scratch);
+                if let Some((wall, cpu)) = wall_and_cpu(cpu_wall, run) {
+                    println!(
+                        "  {label:<8} process CPU {:>9.1} us per call ({:.2} cores busy)",
+                        cpu * 1e6,
+                        cpu / wall
+                    );
+                }
+            }
             if n == 1 || !quick {
                 let s = time(budget, || matmul_scalar(&w, &x, n, &mut y));
                 report("matmul_scalar", &w, n, s);

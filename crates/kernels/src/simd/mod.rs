@@ -115,6 +115,7 @@ pub(crate) type Dot4Fn = unsafe fn(w: &[u8], a: &[u8], stride: usize, n: usize) 
 
 /// `quantize(src, dst)`: an activation row (whole blocks) into exactly its
 /// bytes. Unsafe for the same reason as [`DotFn`].
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) type QuantizeFn = unsafe fn(src: &[f32], dst: &mut [u8]);
 
 /// The dot kernels for one weight type at one level.
