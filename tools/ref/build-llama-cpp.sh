@@ -88,7 +88,9 @@ fi
 # 4. record provenance
 {
   echo "llama-cpp-python: $VERSION"
-  grep -E 'LLAMA_BUILD_(NUMBER|COMMIT)|build:' "$REF_DIR/cmake-configure.log" 2>/dev/null | head -5 || true
-  ls "$BUILD_DIR/bin" 2>/dev/null | tr '\n' ' '; echo
+  echo "llama.cpp commit: $(git -C "$LLAMA_DIR" log -1 --format='%H %s (%cI)' 2>/dev/null || echo unknown)"
+  "$BUILD_DIR/bin/llama-tokenize" --version 2>&1 | grep -E 'version|built with' || true
+  echo "binaries: $(cd "$BUILD_DIR/bin" && ls | grep -v '\.so' | tr '\n' ' ')"
 } > "$REF_DIR/VERSION.txt"
+cat "$REF_DIR/VERSION.txt"
 echo "[ref] done. binaries: $BUILD_DIR/bin ; source tools/ref/env.sh to use them"
