@@ -33,8 +33,10 @@
 
 mod bpe;
 mod chat;
+mod detok;
 mod error;
 mod hash;
+mod pre_types;
 mod pretokenize;
 mod spec;
 mod spm;
