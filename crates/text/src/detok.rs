@@ -125,3 +125,43 @@ pub(crate) fn clean_up_spaces(t: &mut Vec<u8>) {
         t.truncate(w);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clean(s: &str) -> String {
+        let mut v = s.as_bytes().to_vec();
+        clean_up_spaces(&mut v);
+        String::from_utf8_lossy(&v).into_owned()
+    }
+
+    #[test]
+    fn clean_up_spaces_like_llama_cpp() {
+        assert_eq!(clean("Hello , world ! Ok ?"), "Hello, world! Ok?");
+        assert_eq!(clean("a ' b"), "a'b");
+        assert_eq!(clean("it 's we 're I 'm you 've"), "it's we're I'm you've");
+        // " 't", " 'd" and " 'll" keep their space
+        assert_eq!(clean("don 't I 'd they 'll"), "don 't I 'd they 'll");
+        // llama.cpp zeroes the space it skips in pass 2; the next quote then
+        // sees no space before it
+        assert_eq!(clean("a ' ' b"), "a'' b");
+        assert_eq!(clean(""), "");
+        assert_eq!(clean(" "), " ");
+    }
+
+    #[test]
+    fn byte_level_pieces_decode_gpt2_alphabet() {
+        let mut strings = StringTable::with_capacity(4, 16);
+        for t in ["Ġhi", "Ċ", "<|x|>", "<0x41>"] {
+            strings.push(t);
+        }
+        let attrs = [ATTR_NORMAL, ATTR_NORMAL, ATTR_CONTROL, ATTR_BYTE];
+        let (pieces, at) = build_pieces(&strings, &attrs, true);
+        let piece = |i: usize| &pieces[at[i] as usize..at[i + 1] as usize];
+        assert_eq!(piece(0), b" hi");
+        assert_eq!(piece(1), b"\n");
+        assert_eq!(piece(2), b"<|x|>");
+        assert_eq!(piece(3), b"A");
+    }
+}
