@@ -13,7 +13,13 @@ use std::sync::atomic::Ordering;
 
 const HELP: &str = "commands: /clear (forget the conversation), /system TEXT, /exit (or Ctrl-D); Ctrl-C stops a reply";
 
-pub fn repl(engine: &Engine, store: &Store, g: &GenArgs, system: Option<&str>, verbose: bool) -> Result<ExitCode> {
+pub fn repl(
+    engine: &Engine,
+    store: &Store,
+    g: &GenArgs,
+    system: Option<&str>,
+    verbose: bool,
+) -> Result<ExitCode> {
     let mut history: Vec<Message> = Vec::new();
     let mut system = system.map(str::to_string);
     let mut sess = engine.new_session(g.ctx);

@@ -4,7 +4,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "llmos", version, about = "Run local LLMs from GGUF files: one binary, no Python at run time.")]
+#[command(
+    name = "llmos",
+    version,
+    about = "Run local LLMs from GGUF files: one binary, no Python at run time."
+)]
 pub struct Cli {
     /// Where models and data live (default: $LLMOS_HOME, else ~/.cache/llmos).
     #[arg(long, global = true, env = "LLMOS_HOME", value_name = "DIR")]
@@ -58,9 +62,7 @@ pub enum Command {
     #[command(alias = "ls")]
     List,
     /// Remove a downloaded model.
-    Rm {
-        model: String,
-    },
+    Rm { model: String },
     /// Show the models llmos knows how to pull.
     Catalog,
     /// Show a model's metadata and tensors.

@@ -31,7 +31,11 @@ fn main() -> ExitCode {
                 }
             }
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            // Ctrl-C during a pull is an interruption (130), not a failure.
+            match e.downcast_ref::<llmos_store::StoreError>() {
+                Some(se) => ExitCode::from(se.exit_code() as u8),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -39,13 +43,26 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     let store = || Store::open(cli.home.clone()).context("opening the model store");
     match cli.command {
-        Command::Run { model, gen, raw, system, verbose, file, prompt } => {
+        Command::Run {
+            model,
+            gen,
+            raw,
+            system,
+            verbose,
+            file,
+            prompt,
+        } => {
             let store = store()?;
             let prompt = read_prompt(prompt.as_deref(), file.as_deref())?;
             let engine = load_engine(&store, &model, &gen)?;
             run(&engine, &gen, &prompt, raw, system.as_deref(), verbose)
         }
-        Command::Chat { model, gen, system, verbose } => {
+        Command::Chat {
+            model,
+            gen,
+            system,
+            verbose,
+        } => {
             let store = store()?;
             let engine = load_engine(&store, &model, &gen)?;
             chat::repl(&engine, &store, &gen, system.as_deref(), verbose)
@@ -60,10 +77,19 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let store = store()?;
             let models = store.list()?;
             if models.is_empty() {
-                eprintln!("no models in {}; try `llmos pull {}`", store.root().display(), llmos_store::DEFAULT_MODEL);
+                eprintln!(
+                    "no models in {}; try `llmos pull {}`",
+                    store.root().display(),
+                    llmos_store::DEFAULT_MODEL
+                );
             }
             for m in models {
-                println!("{:<32} {:>10}  {}", m.name, human_bytes(m.bytes), m.path.display());
+                println!(
+                    "{:<32} {:>10}  {}",
+                    m.name,
+                    human_bytes(m.bytes),
+                    m.path.display()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -74,7 +100,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Catalog => {
             for e in llmos_store::catalog() {
-                println!("{:<32} {:>10}  {}", e.name, human_bytes(e.bytes), e.description);
+                println!(
+                    "{:<32} {:>10}  {}",
+                    e.name,
+                    human_bytes(e.bytes),
+                    e.description
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -82,7 +113,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let path = resolve(&store()?, &model.model)?;
             info::print(&path, all)
         }
-        Command::Tokenize { model, ids, special, no_bos, text, file } => {
+        Command::Tokenize {
+            model,
+            ids,
+            special,
+            no_bos,
+            text,
+            file,
+        } => {
             let path = resolve(&store()?, &model)?;
             let text = read_prompt(text.as_deref(), file.as_deref())?;
             let f = llmos_gguf::GgufFile::open(&path)?;
@@ -126,8 +164,14 @@ fn load_engine(store: &Store, m: &ModelArgs, gen: &GenArgs) -> Result<Engine> {
         Some(t) => Some(load_template(t)?),
         None => None,
     };
-    let engine = Engine::load(&path, LoadOptions { threads: gen.threads, template })
-        .with_context(|| format!("loading {}", path.display()))?;
+    let engine = Engine::load(
+        &path,
+        LoadOptions {
+            threads: gen.threads,
+            template,
+        },
+    )
+    .with_context(|| format!("loading {}", path.display()))?;
     Ok(engine)
 }
 
@@ -144,14 +188,21 @@ fn load_template(spec: &str) -> Result<ChatTemplate> {
 /// The prompt from the argument, `-` (stdin) or `--file`, as valid UTF-8.
 fn read_prompt(arg: Option<&str>, file: Option<&Path>) -> Result<String> {
     let (bytes, what) = match (arg, file) {
-        (Some(_), Some(_)) => bail!("give the prompt either as an argument or with --file, not both"),
-        (None, Some(f)) => (std::fs::read(f).with_context(|| format!("reading {}", f.display()))?, f.display().to_string()),
+        (Some(_), Some(_)) => {
+            bail!("give the prompt either as an argument or with --file, not both")
+        }
+        (None, Some(f)) => (
+            std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
+            f.display().to_string(),
+        ),
         (Some("-"), None) | (None, None) => {
             if arg.is_none() && std::io::stdin().is_terminal() {
                 bail!("no prompt given: pass it as an argument, with --file FILE, or on stdin");
             }
             let mut b = Vec::new();
-            std::io::stdin().read_to_end(&mut b).context("reading the prompt from stdin")?;
+            std::io::stdin()
+                .read_to_end(&mut b)
+                .context("reading the prompt from stdin")?;
             (b, "stdin".to_string())
         }
         (Some(s), None) => return Ok(s.to_string()),
@@ -168,9 +219,15 @@ fn read_prompt(arg: Option<&str>, file: Option<&Path>) -> Result<String> {
 /// SIGINT sets the returned flag; a second SIGINT exits at once.
 pub(crate) fn cancel_flag() -> Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
+    // From here on Ctrl-C means "stop generating", not "exit the process".
+    llmos_store::set_default_sigint_between_pulls(false);
     // The conditional shutdown fires only if the flag is already set, so the
     // first Ctrl-C stops generation cleanly and the second one exits.
-    signal_hook::flag::register_conditional_shutdown(signal_hook::consts::SIGINT, 130, Arc::clone(&flag))?;
+    signal_hook::flag::register_conditional_shutdown(
+        signal_hook::consts::SIGINT,
+        130,
+        Arc::clone(&flag),
+    )?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&flag))?;
     Ok(flag)
 }
@@ -188,14 +245,23 @@ pub(crate) fn gen_params(g: &GenArgs) -> GenParams {
             frequency_penalty: g.frequency_penalty,
             penalty_last_n: g.repeat_last_n,
             seed: g.seed.unwrap_or_else(|| {
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64)
             }),
         },
         stop: g.stop.clone(),
     }
 }
 
-fn run(engine: &Engine, g: &GenArgs, prompt: &str, raw: bool, system: Option<&str>, verbose: bool) -> Result<ExitCode> {
+fn run(
+    engine: &Engine,
+    g: &GenArgs,
+    prompt: &str,
+    raw: bool,
+    system: Option<&str>,
+    verbose: bool,
+) -> Result<ExitCode> {
     let text = if raw {
         prompt.to_string()
     } else {
@@ -214,7 +280,10 @@ fn run(engine: &Engine, g: &GenArgs, prompt: &str, raw: bool, system: Option<&st
     let mut write_err = None;
     let out = engine.generate(&mut sess, &ids, &params, &cancel, |piece| {
         if write_err.is_none() {
-            if let Err(e) = stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush()) {
+            if let Err(e) = stdout
+                .write_all(piece.as_bytes())
+                .and_then(|_| stdout.flush())
+            {
                 write_err = Some(e);
                 cancel.store(true, Ordering::Relaxed);
             }
@@ -234,7 +303,9 @@ fn run(engine: &Engine, g: &GenArgs, prompt: &str, raw: bool, system: Option<&st
 
 pub(crate) fn report(out: &llmos_engine::GenOutput, verbose: bool) {
     match out.finish {
-        Finish::ContextFull => eprintln!("[stopped: the context window is full; raise --ctx for longer answers]"),
+        Finish::ContextFull => {
+            eprintln!("[stopped: the context window is full; raise --ctx for longer answers]")
+        }
         Finish::Cancelled => eprintln!("[interrupted]"),
         _ => {}
     }

@@ -15,9 +15,19 @@ use std::process::ExitCode;
 pub fn run(path: &Path, a: &PerplexityArgs) -> Result<ExitCode> {
     let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
     let text = String::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!("{}: invalid UTF-8 at byte {}", a.file.display(), e.utf8_error().valid_up_to())
+        anyhow::anyhow!(
+            "{}: invalid UTF-8 at byte {}",
+            a.file.display(),
+            e.utf8_error().valid_up_to()
+        )
     })?;
-    let engine = Engine::load(path, LoadOptions { threads: a.threads, template: None })?;
+    let engine = Engine::load(
+        path,
+        LoadOptions {
+            threads: a.threads,
+            template: None,
+        },
+    )?;
     let tk = &engine.tokenizer;
     let tokens = tk.encode(&text, true, false);
     let n_ctx = a.ctx;
@@ -44,7 +54,11 @@ pub fn run(path: &Path, a: &PerplexityArgs) -> Result<ExitCode> {
     let mut nll2_sum = 0.0f64;
     let mut count = 0usize;
     let mut out = std::io::stdout().lock();
-    eprintln!("perplexity: {} tokens, {n_chunk} chunks of {n_ctx}, scoring positions {first}..{}", tokens.len(), n_ctx - 1);
+    eprintln!(
+        "perplexity: {} tokens, {n_chunk} chunks of {n_ctx}, scoring positions {first}..{}",
+        tokens.len(),
+        n_ctx - 1
+    );
     let t0 = std::time::Instant::now();
     let mut chunk_toks = vec![0u32; n_ctx];
     for c in 0..n_chunk {
@@ -53,9 +67,16 @@ pub fn run(path: &Path, a: &PerplexityArgs) -> Result<ExitCode> {
             chunk_toks[0] = b;
         }
         st.truncate(0);
-        let logits = engine.model.forward(&engine.pool, &mut st, &chunk_toks, 0, Logits::All)?;
+        // Logits only for positions first..n_ctx, the ones that are scored.
+        let logits = engine.model.forward(
+            &engine.pool,
+            &mut st,
+            &chunk_toks,
+            0,
+            Logits::Tail(n_ctx - first),
+        )?;
         for j in first..n_ctx - 1 {
-            let row = &logits[j * n_vocab..(j + 1) * n_vocab];
+            let row = &logits[(j - first) * n_vocab..(j - first + 1) * n_vocab];
             let target = tokens[c * n_ctx + j + 1] as usize;
             let nll = -log_softmax_at(row, target);
             nll_sum += nll;
@@ -70,7 +91,10 @@ pub fn run(path: &Path, a: &PerplexityArgs) -> Result<ExitCode> {
     let ppl = mean.exp();
     let err = ppl * (var / (count as f64 - 1.0).max(1.0)).sqrt();
     writeln!(out)?;
-    eprintln!("scored {count} tokens in {:.1} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "scored {count} tokens in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
     writeln!(out, "Final estimate: PPL = {ppl:.4} +/- {err:.5}")?;
     writeln!(out, "PPL = {ppl:.4}")?;
     Ok(ExitCode::SUCCESS)

@@ -7,8 +7,14 @@ use std::time::{Duration, Instant};
 
 fn assert_clean_failure(o: &std::process::Output, needles: &[&str]) {
     let err = stderr(o);
-    assert!(!o.status.success(), "expected failure, got success; stderr: {err}");
-    assert!(!err.contains("panicked"), "panic instead of an error: {err}");
+    assert!(
+        !o.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
+    assert!(
+        !err.contains("panicked"),
+        "panic instead of an error: {err}"
+    );
     for n in needles {
         assert!(err.contains(n), "stderr should mention {n:?}: {err}");
     }
@@ -17,20 +23,35 @@ fn assert_clean_failure(o: &std::process::Output, needles: &[&str]) {
 #[test]
 fn unknown_model_lists_the_catalog() {
     let home = tempdir();
-    let o = llmos().args(["run", "-m", "no-such-model", "hi"]).env("LLMOS_HOME", &home).output().unwrap();
+    let o = llmos()
+        .args(["run", "-m", "no-such-model", "hi"])
+        .env("LLMOS_HOME", &home)
+        .output()
+        .unwrap();
     assert_clean_failure(&o, &["no-such-model", "smollm2-135m-instruct"]);
 }
 
 #[test]
 fn truncated_gguf_names_file_and_problem() {
-    let Some(src) = model("smollm2-135m-instruct") else { return };
+    let Some(src) = model("smollm2-135m-instruct") else {
+        return;
+    };
     let dir = tempdir();
     let bytes = std::fs::read(&src).unwrap();
     let cut = dir.join("cut.gguf");
     std::fs::write(&cut, &bytes[..100_000]).unwrap();
-    let o = llmos().args(["run", "--raw", "-n", "1", "-m"]).arg(&cut).arg("hi").output().unwrap();
+    let o = llmos()
+        .args(["run", "--raw", "-n", "1", "-m"])
+        .arg(&cut)
+        .arg("hi")
+        .output()
+        .unwrap();
     assert_clean_failure(&o, &["cut.gguf"]);
-    assert!(stderr(&o).to_lowercase().contains("truncated") || stderr(&o).contains("out of bounds"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).to_lowercase().contains("truncated") || stderr(&o).contains("out of bounds"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -44,7 +65,9 @@ fn corrupted_magic_is_reported() {
 
 #[test]
 fn unsupported_quant_type_is_named() {
-    let Some(src) = model("smollm2-135m-instruct") else { return };
+    let Some(src) = model("smollm2-135m-instruct") else {
+        return;
+    };
     // Rewrite the real model with one tensor in a type llmos does not run.
     let f = llmos_gguf::GgufFile::open(&src).unwrap();
     let mut w = llmos_gguf::GgufWriter::new();
@@ -57,40 +80,69 @@ fn unsupported_quant_type_is_named() {
             let n = ty.bytes_for(t.n_elements()).unwrap() as usize;
             w.add_tensor(&t.name, &t.dims, ty, vec![0u8; n]).unwrap();
         } else {
-            w.add_tensor(&t.name, &t.dims, t.ty, f.tensor_data(t).to_vec()).unwrap();
+            w.add_tensor(&t.name, &t.dims, t.ty, f.tensor_data(t).to_vec())
+                .unwrap();
         }
     }
     let dir = tempdir();
     let out = dir.join("iq2.gguf");
     w.write_to_path(&out).unwrap();
-    let o = llmos().args(["run", "--raw", "-n", "1", "-m"]).arg(&out).arg("hi").output().unwrap();
+    let o = llmos()
+        .args(["run", "--raw", "-n", "1", "-m"])
+        .arg(&out)
+        .arg("hi")
+        .output()
+        .unwrap();
     assert_clean_failure(&o, &["blk.0.attn_q.weight", "iq2_xxs", "supported"]);
 }
 
 #[test]
 fn prompt_longer_than_context_is_an_error() {
-    let Some(m) = model("smollm2-135m-instruct") else { return };
+    let Some(m) = model("smollm2-135m-instruct") else {
+        return;
+    };
     let prompt = "word ".repeat(200);
-    let o = llmos().args(["run", "--raw", "-n", "4", "--ctx", "64", "-m"]).arg(&m).arg(&prompt).output().unwrap();
+    let o = llmos()
+        .args(["run", "--raw", "-n", "4", "--ctx", "64", "-m"])
+        .arg(&m)
+        .arg(&prompt)
+        .output()
+        .unwrap();
     assert_clean_failure(&o, &["context holds 64"]);
-    assert!(stdout(&o).is_empty(), "nothing may be generated: {}", stdout(&o));
+    assert!(
+        stdout(&o).is_empty(),
+        "nothing may be generated: {}",
+        stdout(&o)
+    );
 }
 
 #[test]
 fn invalid_utf8_prompt_file_is_an_error() {
-    let Some(m) = model("smollm2-135m-instruct") else { return };
+    let Some(m) = model("smollm2-135m-instruct") else {
+        return;
+    };
     let dir = tempdir();
     let p = dir.join("prompt.txt");
     std::fs::write(&p, b"hello \xff\xfe world").unwrap();
-    let o = llmos().args(["run", "-m"]).arg(&m).arg("-f").arg(&p).output().unwrap();
+    let o = llmos()
+        .args(["run", "-m"])
+        .arg(&m)
+        .arg("-f")
+        .arg(&p)
+        .output()
+        .unwrap();
     assert_clean_failure(&o, &["prompt.txt", "invalid UTF-8 at byte 6"]);
 }
 
 #[test]
 fn ctrl_c_mid_generation_stops_cleanly() {
-    let Some(m) = model("smollm2-135m-instruct") else { return };
+    let Some(m) = model("smollm2-135m-instruct") else {
+        return;
+    };
     let mut child = llmos()
-        .args(["run", "--raw", "--temp", "0", "-n", "100000", "--ctx", "8192", "-m"])
+        .args([
+            "run", "--raw", "--temp", "0", "-n", "100000", "--ctx", "8192", "-m",
+        ])
         .arg(&m)
         .arg("Once upon a time")
         .stdout(std::process::Stdio::piped())
@@ -102,15 +154,26 @@ fn ctrl_c_mid_generation_stops_cleanly() {
     let mut first = [0u8; 1];
     out.read_exact(&mut first).unwrap();
     let pid = child.id() as i32;
-    let status = std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let t0 = Instant::now();
     let mut rest = Vec::new();
     out.read_to_end(&mut rest).unwrap();
     let st = child.wait().unwrap();
-    assert!(t0.elapsed() < Duration::from_secs(10), "took too long to stop");
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "took too long to stop"
+    );
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert_eq!(st.code(), Some(130), "exit status {st:?}, stderr {err}");
     assert!(err.contains("[interrupted]"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
@@ -123,7 +186,10 @@ fn tempdir() -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!(
         "llmos-test-{}-{}",
         std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
     ));
     std::fs::create_dir_all(&d).unwrap();
     d

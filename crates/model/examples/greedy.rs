@@ -12,11 +12,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let model = Model::load(Arc::new(GgufFile::open(&args[1])?))?;
     let n_new: usize = args[2].parse()?;
-    let mut toks: Vec<u32> = args[3..].iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
+    let mut toks: Vec<u32> = args[3..]
+        .iter()
+        .map(|s| s.parse())
+        .collect::<Result<_, _>>()?;
     let pool = ThreadPool::new(2);
     let mut st = model.new_state(512, 64);
     let t0 = std::time::Instant::now();
-    let mut logits = model.forward(&pool, &mut st, &toks, 0, Logits::Last)?.to_vec();
+    let mut logits = model
+        .forward(&pool, &mut st, &toks, 0, Logits::Last)?
+        .to_vec();
     eprintln!("prefill {} tokens: {:?}", toks.len(), t0.elapsed());
     let top: Vec<(usize, f32)> = {
         let mut v: Vec<(usize, f32)> = logits.iter().copied().enumerate().collect();
@@ -32,7 +37,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.push(next);
         let pos = toks.len();
         toks.push(next);
-        logits = model.forward(&pool, &mut st, &[next], pos, Logits::Last)?.to_vec();
+        logits = model
+            .forward(&pool, &mut st, &[next], pos, Logits::Last)?
+            .to_vec();
     }
     eprintln!("decode {n_new} tokens: {:?}", t1.elapsed());
     println!("{out:?}");

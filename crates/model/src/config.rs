@@ -26,12 +26,14 @@ impl Arch {
     /// # Errors
     /// [`ModelError::UnknownArchitecture`] naming the supported ones.
     pub fn from_name(name: &str) -> Result<Arch, ModelError> {
-        Arch::ALL.iter().copied().find(|a| a.name() == name).ok_or_else(|| {
-            ModelError::UnknownArchitecture {
+        Arch::ALL
+            .iter()
+            .copied()
+            .find(|a| a.name() == name)
+            .ok_or_else(|| ModelError::UnknownArchitecture {
                 arch: name.to_string(),
                 supported: Arch::ALL.map(Arch::name).join(", "),
-            }
-        })
+            })
     }
 }
 
@@ -106,7 +108,10 @@ impl Config {
     pub fn from_gguf(file: &GgufFile) -> Result<Config, ModelError> {
         let arch_name = file.architecture().ok_or(ModelError::NoArchitecture)?;
         let arch = Arch::from_name(arch_name)?;
-        let m = Meta { file, arch: arch_name };
+        let m = Meta {
+            file,
+            arch: arch_name,
+        };
 
         let n_embd = m.req_usize("embedding_length")?;
         let n_layer = m.req_usize("block_count")?;
@@ -124,7 +129,11 @@ impl Config {
             Some(d) => d,
             None if n_embd % n_head == 0 => n_embd / n_head,
             None => {
-                return Err(m.bad("attention.head_count", n_head, "does not divide embedding_length"))
+                return Err(m.bad(
+                    "attention.head_count",
+                    n_head,
+                    "does not divide embedding_length",
+                ))
             }
         };
         let head_dim_v = m.opt_usize("attention.value_length")?.unwrap_or(head_dim);
@@ -136,7 +145,9 @@ impl Config {
                 &format!("must be even and ≤ the head size {head_dim}"),
             ));
         }
-        let norm_eps = m.opt_f32("attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5);
+        let norm_eps = m
+            .opt_f32("attention.layer_norm_rms_epsilon")?
+            .unwrap_or(1e-5);
         let rope_base = m.opt_f32("rope.freq_base")?.unwrap_or(10_000.0);
         let rope_freq_scale = match m.opt_f32("rope.scaling.factor")? {
             Some(f) if f > 0.0 && m.file.get_str(&m.key("rope.scaling.type")) != Some("none") => {
@@ -151,7 +162,9 @@ impl Config {
                 .tensor("token_embd.weight")
                 .and_then(|t| t.dims.get(1).copied())
                 .map(|v| v as usize)
-                .ok_or_else(|| ModelError::MissingTensor { name: "token_embd.weight".into() })?,
+                .ok_or_else(|| ModelError::MissingTensor {
+                    name: "token_embd.weight".into(),
+                })?,
         };
 
         let mut cfg = Config {
@@ -188,7 +201,9 @@ impl Config {
                 // every sixth layer is global.
                 cfg.rope_base_swa = 10_000.0;
                 cfg.sliding_window = m.opt_usize("attention.sliding_window")?;
-                cfg.swa_pattern = m.opt_usize("attention.sliding_window_pattern")?.unwrap_or(6);
+                cfg.swa_pattern = m
+                    .opt_usize("attention.sliding_window_pattern")?
+                    .unwrap_or(6);
             }
         }
         Ok(cfg)
@@ -207,7 +222,11 @@ impl Meta<'_> {
     }
 
     fn bad(&self, k: &str, v: impl std::fmt::Display, why: &str) -> ModelError {
-        ModelError::BadKey { key: self.key(k), value: v.to_string(), why: why.to_string() }
+        ModelError::BadKey {
+            key: self.key(k),
+            value: v.to_string(),
+            why: why.to_string(),
+        }
     }
 
     fn opt_usize(&self, k: &str) -> Result<Option<usize>, ModelError> {
@@ -229,7 +248,10 @@ impl Meta<'_> {
         match self.opt_usize(k)? {
             Some(0) => Err(self.bad(k, 0, "must be > 0")),
             Some(n) => Ok(n),
-            None => Err(ModelError::MissingKey { key: self.key(k), arch: self.arch.to_string() }),
+            None => Err(ModelError::MissingKey {
+                key: self.key(k),
+                arch: self.arch.to_string(),
+            }),
         }
     }
 

@@ -32,8 +32,11 @@ use std::sync::Arc;
 pub enum Logits {
     /// Only after the last token: (n_vocab).
     Last,
-    /// After every token: (n_tokens, n_vocab) — for perplexity and scoring.
+    /// After every token: (n_tokens, n_vocab) — for scoring.
     All,
+    /// After each of the last `n` tokens: (n, n_vocab) — perplexity scores
+    /// only the second half of a chunk, and the head is the biggest matmul.
+    Tail(usize),
 }
 
 /// A loaded model: hyperparameters plus weights borrowed from the file.
@@ -98,9 +101,21 @@ impl Model {
         let cfg = Config::from_gguf(&file)?;
         let weights = Weights::load(&file, &cfg)?;
         let ff = weights.rope_freqs.as_deref();
-        let rope = Rope::new(cfg.rope_style, cfg.rope_dims, cfg.rope_base, cfg.rope_freq_scale, ff);
+        let rope = Rope::new(
+            cfg.rope_style,
+            cfg.rope_dims,
+            cfg.rope_base,
+            cfg.rope_freq_scale,
+            ff,
+        );
         let rope_swa = Rope::new(cfg.rope_style, cfg.rope_dims, cfg.rope_base_swa, 1.0, ff);
-        Ok(Model { cfg, weights, file, rope, rope_swa })
+        Ok(Model {
+            cfg,
+            weights,
+            file,
+            rope,
+            rope_swa,
+        })
     }
 
     pub fn file(&self) -> &GgufFile {
@@ -151,7 +166,10 @@ impl Model {
             return Err(ModelError::EmptyBatch);
         }
         if pos > st.filled {
-            return Err(ModelError::BadPosition { pos, filled: st.filled });
+            return Err(ModelError::BadPosition {
+                pos,
+                filled: st.filled,
+            });
         }
         if pos + tokens.len() > st.n_ctx {
             return Err(ModelError::ContextFull {
@@ -161,22 +179,36 @@ impl Model {
             });
         }
         if let Some(&id) = tokens.iter().find(|&&t| t as usize >= c.n_vocab) {
-            return Err(ModelError::BadToken { id, n_vocab: c.n_vocab });
+            return Err(ModelError::BadToken {
+                id,
+                n_vocab: c.n_vocab,
+            });
         }
-        let n_out = if want == Logits::All { tokens.len() } else { 1 };
-        st.logits.resize(n_out * c.n_vocab, 0.0);
+        // Logits are produced for tokens out_start.. of this call.
+        let out_start = match want {
+            Logits::Last => tokens.len() - 1,
+            Logits::All => 0,
+            Logits::Tail(n) => tokens.len() - n.clamp(1, tokens.len()),
+        };
+        st.logits
+            .resize((tokens.len() - out_start) * c.n_vocab, 0.0);
         let mut done = 0;
         for chunk in tokens.chunks(st.max_batch) {
             let p = pos + done;
             self.forward_batch(pool, st, chunk, p)?;
             st.filled = p + chunk.len();
-            let last_chunk = done + chunk.len() == tokens.len();
-            match want {
-                Logits::All => self.head(pool, st, chunk.len(), 0, done * c.n_vocab),
-                Logits::Last if last_chunk => self.head(pool, st, 1, chunk.len() - 1, 0),
-                Logits::Last => {}
+            let first = out_start.max(done);
+            let end = done + chunk.len();
+            if first < end {
+                self.head(
+                    pool,
+                    st,
+                    end - first,
+                    first - done,
+                    (first - out_start) * c.n_vocab,
+                );
             }
-            done += chunk.len();
+            done = end;
         }
         Ok(&st.logits)
     }
@@ -211,16 +243,47 @@ impl Model {
 
         for (il, l) in w.layers.iter().enumerate() {
             // attention norm
-            norm_rows(&mut st.xb[..b * e], &st.x[..b * e], &l.attn_norm, e, c.norm_eps);
+            norm_rows(
+                &mut st.xb[..b * e],
+                &st.x[..b * e],
+                &l.attn_norm,
+                e,
+                c.norm_eps,
+            );
             // q, k, v projections (+ bias)
-            matmul(pool, &l.wq.q(f), &st.xb[..b * e], b, &mut st.q[..b * c.q_dim()], &mut st.mm);
-            matmul(pool, &l.wk.q(f), &st.xb[..b * e], b, &mut st.k[..b * c.kv_dim()], &mut st.mm);
-            matmul(pool, &l.wv.q(f), &st.xb[..b * e], b, &mut st.v[..b * c.v_dim()], &mut st.mm);
+            matmul(
+                pool,
+                &l.wq.q(f),
+                &st.xb[..b * e],
+                b,
+                &mut st.q[..b * c.q_dim()],
+                &mut st.mm,
+            );
+            matmul(
+                pool,
+                &l.wk.q(f),
+                &st.xb[..b * e],
+                b,
+                &mut st.k[..b * c.kv_dim()],
+                &mut st.mm,
+            );
+            matmul(
+                pool,
+                &l.wv.q(f),
+                &st.xb[..b * e],
+                b,
+                &mut st.v[..b * c.v_dim()],
+                &mut st.mm,
+            );
             add_bias(&mut st.q[..b * c.q_dim()], l.bq.as_deref());
             add_bias(&mut st.k[..b * c.kv_dim()], l.bk.as_deref());
             add_bias(&mut st.v[..b * c.v_dim()], l.bv.as_deref());
             // per-head q/k norms (Gemma 3), then rope
-            let rope = if c.is_swa(il) { &self.rope_swa } else { &self.rope };
+            let rope = if c.is_swa(il) {
+                &self.rope_swa
+            } else {
+                &self.rope
+            };
             let hd = c.head_dim;
             for t in 0..b {
                 let qt = &mut st.q[t * c.q_dim()..(t + 1) * c.q_dim()];
@@ -242,7 +305,8 @@ impl Model {
             let (kvd, vd) = (c.kv_dim(), c.v_dim());
             let kbase = il * st.n_ctx * kvd;
             let vbase = il * st.n_ctx * vd;
-            st.key_cache[kbase + pos * kvd..kbase + (pos + b) * kvd].copy_from_slice(&st.k[..b * kvd]);
+            st.key_cache[kbase + pos * kvd..kbase + (pos + b) * kvd]
+                .copy_from_slice(&st.k[..b * kvd]);
             st.val_cache[vbase + pos * vd..vbase + (pos + b) * vd].copy_from_slice(&st.v[..b * vd]);
             // attention over the cache, one (token, head) pair per task
             let window = if c.is_swa(il) { c.sliding_window } else { None };
@@ -257,26 +321,72 @@ impl Model {
                 let kvh = h / group;
                 let p = pos + t;
                 let lo = window.map_or(0, |win| (p + 1).saturating_sub(win));
-                attend(out, qh, kc, vc, kvd, vd, kvh * hd, kvh * hdv, lo, p, c.attn_scale);
+                attend(
+                    out,
+                    qh,
+                    kc,
+                    vc,
+                    kvd,
+                    vd,
+                    kvh * hd,
+                    kvh * hdv,
+                    lo,
+                    p,
+                    c.attn_scale,
+                );
             });
             // output projection, post-norm (Gemma), residual
             let att_dim = c.n_head * hdv;
-            matmul(pool, &l.wo.q(f), &st.att[..b * att_dim], b, &mut st.xb2[..b * e], &mut st.mm);
+            matmul(
+                pool,
+                &l.wo.q(f),
+                &st.att[..b * att_dim],
+                b,
+                &mut st.xb2[..b * e],
+                &mut st.mm,
+            );
             if let Some(n) = &l.post_attn_norm {
                 norm_rows_inplace(&mut st.xb2[..b * e], n, e, c.norm_eps);
             }
             ops::add_inplace(&mut st.x[..b * e], &st.xb2[..b * e]);
 
             // ffn norm, gate/up, GLU, down, post-norm (Gemma), residual
-            norm_rows(&mut st.xb[..b * e], &st.x[..b * e], &l.ffn_norm, e, c.norm_eps);
+            norm_rows(
+                &mut st.xb[..b * e],
+                &st.x[..b * e],
+                &l.ffn_norm,
+                e,
+                c.norm_eps,
+            );
             let nf = c.n_ff;
-            matmul(pool, &l.w_gate.q(f), &st.xb[..b * e], b, &mut st.hb[..b * nf], &mut st.mm);
-            matmul(pool, &l.w_up.q(f), &st.xb[..b * e], b, &mut st.hb2[..b * nf], &mut st.mm);
+            matmul(
+                pool,
+                &l.w_gate.q(f),
+                &st.xb[..b * e],
+                b,
+                &mut st.hb[..b * nf],
+                &mut st.mm,
+            );
+            matmul(
+                pool,
+                &l.w_up.q(f),
+                &st.xb[..b * e],
+                b,
+                &mut st.hb2[..b * nf],
+                &mut st.mm,
+            );
             match c.activation {
                 Activation::Silu => ops::swiglu(&mut st.hb[..b * nf], &st.hb2[..b * nf]),
                 Activation::GeluTanh => ops::geglu(&mut st.hb[..b * nf], &st.hb2[..b * nf]),
             }
-            matmul(pool, &l.w_down.q(f), &st.hb[..b * nf], b, &mut st.xb2[..b * e], &mut st.mm);
+            matmul(
+                pool,
+                &l.w_down.q(f),
+                &st.hb[..b * nf],
+                b,
+                &mut st.xb2[..b * e],
+                &mut st.mm,
+            );
             if let Some(n) = &l.post_ffn_norm {
                 norm_rows_inplace(&mut st.xb2[..b * e], n, e, c.norm_eps);
             }
@@ -291,9 +401,22 @@ impl Model {
         let c = &self.cfg;
         let e = c.n_embd;
         let rows = first * e..(first + n) * e;
-        norm_rows(&mut st.xb[rows.clone()], &st.x[rows.clone()], &self.weights.output_norm, e, c.norm_eps);
+        norm_rows(
+            &mut st.xb[rows.clone()],
+            &st.x[rows.clone()],
+            &self.weights.output_norm,
+            e,
+            c.norm_eps,
+        );
         let out = &mut st.logits[offset..offset + n * c.n_vocab];
-        matmul(pool, &self.weights.output.q(&self.file), &st.xb[rows], n, out, &mut st.mm);
+        matmul(
+            pool,
+            &self.weights.output.q(&self.file),
+            &st.xb[rows],
+            n,
+            out,
+            &mut st.mm,
+        );
     }
 }
 

@@ -35,31 +35,31 @@ impl Mat {
 /// architectures that have them.
 #[derive(Clone, Debug)]
 pub struct Layer {
-    pub attn_norm: Vec<f32>,   // (n_embd)
-    pub wq: Mat,               // (q_dim, n_embd)
-    pub wk: Mat,               // (kv_dim, n_embd)
-    pub wv: Mat,               // (v_dim, n_embd)
-    pub wo: Mat,               // (n_embd, n_head * head_dim_v)
-    pub bq: Option<Vec<f32>>,  // (q_dim)   qwen2
-    pub bk: Option<Vec<f32>>,  // (kv_dim)  qwen2
-    pub bv: Option<Vec<f32>>,  // (v_dim)   qwen2
-    pub q_norm: Option<Vec<f32>>, // (head_dim) gemma3, shared by heads
-    pub k_norm: Option<Vec<f32>>, // (head_dim) gemma3
+    pub attn_norm: Vec<f32>,              // (n_embd)
+    pub wq: Mat,                          // (q_dim, n_embd)
+    pub wk: Mat,                          // (kv_dim, n_embd)
+    pub wv: Mat,                          // (v_dim, n_embd)
+    pub wo: Mat,                          // (n_embd, n_head * head_dim_v)
+    pub bq: Option<Vec<f32>>,             // (q_dim)   qwen2
+    pub bk: Option<Vec<f32>>,             // (kv_dim)  qwen2
+    pub bv: Option<Vec<f32>>,             // (v_dim)   qwen2
+    pub q_norm: Option<Vec<f32>>,         // (head_dim) gemma3, shared by heads
+    pub k_norm: Option<Vec<f32>>,         // (head_dim) gemma3
     pub post_attn_norm: Option<Vec<f32>>, // (n_embd) gemma3
-    pub ffn_norm: Vec<f32>,    // (n_embd)
-    pub w_gate: Mat,           // (n_ff, n_embd)
-    pub w_up: Mat,             // (n_ff, n_embd)
-    pub w_down: Mat,           // (n_embd, n_ff)
-    pub post_ffn_norm: Option<Vec<f32>>, // (n_embd) gemma3
+    pub ffn_norm: Vec<f32>,               // (n_embd)
+    pub w_gate: Mat,                      // (n_ff, n_embd)
+    pub w_up: Mat,                        // (n_ff, n_embd)
+    pub w_down: Mat,                      // (n_embd, n_ff)
+    pub post_ffn_norm: Option<Vec<f32>>,  // (n_embd) gemma3
 }
 
 #[derive(Clone, Debug)]
 pub struct Weights {
-    pub tok_embd: Mat,       // (n_vocab, n_embd)
+    pub tok_embd: Mat, // (n_vocab, n_embd)
     pub layers: Vec<Layer>,
     pub output_norm: Vec<f32>, // (n_embd)
     /// The output head; `token_embd` when the model ties them.
-    pub output: Mat,         // (n_vocab, n_embd)
+    pub output: Mat, // (n_vocab, n_embd)
     /// Llama 3.1 rope frequency factors, (rope_dims / 2).
     pub rope_freqs: Option<Vec<f32>>,
 }
@@ -81,15 +81,25 @@ impl Weights {
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
             let n = |s: &str| format!("blk.{i}.{s}");
-            let opt_vec = |s: &str, len: usize, present: bool| -> Result<Option<Vec<f32>>, ModelError> {
-                if present { vector(file, &n(s), len).map(Some) } else { Ok(None) }
-            };
+            let opt_vec =
+                |s: &str, len: usize, present: bool| -> Result<Option<Vec<f32>>, ModelError> {
+                    if present {
+                        vector(file, &n(s), len).map(Some)
+                    } else {
+                        Ok(None)
+                    }
+                };
             layers.push(Layer {
                 attn_norm: vector(file, &n("attn_norm.weight"), e)?,
                 wq: mat(file, &n("attn_q.weight"), cfg.q_dim(), e)?,
                 wk: mat(file, &n("attn_k.weight"), cfg.kv_dim(), e)?,
                 wv: mat(file, &n("attn_v.weight"), cfg.v_dim(), e)?,
-                wo: mat(file, &n("attn_output.weight"), e, cfg.n_head * cfg.head_dim_v)?,
+                wo: mat(
+                    file,
+                    &n("attn_output.weight"),
+                    e,
+                    cfg.n_head * cfg.head_dim_v,
+                )?,
                 bq: opt_vec("attn_q.bias", cfg.q_dim(), has_bias)?,
                 bk: opt_vec("attn_k.bias", cfg.kv_dim(), has_bias)?,
                 bv: opt_vec("attn_v.bias", cfg.v_dim(), has_bias)?,
@@ -118,7 +128,9 @@ impl Weights {
 }
 
 fn find<'a>(file: &'a GgufFile, name: &str) -> Result<&'a TensorInfo, ModelError> {
-    file.tensor(name).ok_or_else(|| ModelError::MissingTensor { name: name.to_string() })
+    file.tensor(name).ok_or_else(|| ModelError::MissingTensor {
+        name: name.to_string(),
+    })
 }
 
 fn check_type(t: &TensorInfo) -> Result<(), ModelError> {
@@ -128,7 +140,11 @@ fn check_type(t: &TensorInfo) -> Result<(), ModelError> {
     Err(ModelError::UnsupportedType {
         name: t.name.clone(),
         ty: t.ty,
-        supported: quant::supported_types().iter().map(|t| t.name()).collect::<Vec<_>>().join(", "),
+        supported: quant::supported_types()
+            .iter()
+            .map(|t| t.name())
+            .collect::<Vec<_>>()
+            .join(", "),
     })
 }
 
@@ -137,10 +153,18 @@ fn mat(file: &GgufFile, name: &str, rows: usize, cols: usize) -> Result<Mat, Mod
     let t = find(file, name)?;
     let expected = vec![cols as u64, rows as u64];
     if t.dims != expected {
-        return Err(ModelError::BadShape { name: name.to_string(), got: t.dims.clone(), expected });
+        return Err(ModelError::BadShape {
+            name: name.to_string(),
+            got: t.dims.clone(),
+            expected,
+        });
     }
     check_type(t)?;
-    Ok(Mat { info: t.clone(), rows, cols })
+    Ok(Mat {
+        info: t.clone(),
+        rows,
+        cols,
+    })
 }
 
 /// A 1-D tensor of `len` elements, dequantized to f32.
@@ -155,7 +179,11 @@ fn vector(file: &GgufFile, name: &str, len: usize) -> Result<Vec<f32>, ModelErro
     }
     check_type(t)?;
     let mut out = vec![0.0f32; len];
-    quant::dequantize_row(t.ty, file.tensor_data(t), &mut out)
-        .map_err(|source| ModelError::Kernel { name: name.to_string(), source })?;
+    quant::dequantize_row(t.ty, file.tensor_data(t), &mut out).map_err(|source| {
+        ModelError::Kernel {
+            name: name.to_string(),
+            source,
+        }
+    })?;
     Ok(out)
 }

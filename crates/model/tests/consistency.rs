@@ -10,9 +10,14 @@ use std::sync::Arc;
 
 fn model(name: &str) -> Option<Model> {
     let dir = std::env::var_os("LLMOS_TEST_MODELS").map(PathBuf::from);
-    let p = dir.map(|d| d.join(format!("{name}.gguf"))).filter(|p| p.is_file());
+    let p = dir
+        .map(|d| d.join(format!("{name}.gguf")))
+        .filter(|p| p.is_file());
     let Some(p) = p else {
-        assert!(std::env::var("LLMOS_REQUIRE_MODELS").as_deref() != Ok("1"), "{name} missing");
+        assert!(
+            std::env::var("LLMOS_REQUIRE_MODELS").as_deref() != Ok("1"),
+            "{name} missing"
+        );
         eprintln!("skipping: {name} not found (set LLMOS_TEST_MODELS)");
         return None;
     };
@@ -21,7 +26,11 @@ fn model(name: &str) -> Option<Model> {
 
 fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
     let scale = a.iter().map(|x| x.abs()).fold(0.0f32, f32::max).max(1e-6);
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max) / scale
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max)
+        / scale
 }
 
 fn check(name: &str) {
@@ -31,20 +40,41 @@ fn check(name: &str) {
     let toks: Vec<u32> = (0..70u32).map(|i| (i * 7919 + 13) % 1000 + 100).collect();
 
     let mut st = m.new_state(128, 64);
-    let batch = m.forward(&pool, &mut st, &toks, 0, Logits::All).unwrap().to_vec();
+    let batch = m
+        .forward(&pool, &mut st, &toks, 0, Logits::All)
+        .unwrap()
+        .to_vec();
 
     let mut st1 = m.new_state(128, 64);
     let nv = m.cfg.n_vocab;
     for (i, &t) in toks.iter().enumerate() {
         let one = m.forward(&pool, &mut st1, &[t], i, Logits::Last).unwrap();
         let d = max_rel_diff(&batch[i * nv..(i + 1) * nv], one);
-        assert!(d < 2e-3, "{name}: token {i}: batch vs single-token logits differ by {d} (relative)");
+        assert!(
+            d < 2e-3,
+            "{name}: token {i}: batch vs single-token logits differ by {d} (relative)"
+        );
     }
+
+    // Tail(n) is exactly the last n rows of All.
+    let mut st3 = m.new_state(128, 64);
+    let tail = m
+        .forward(&pool, &mut st3, &toks, 0, Logits::Tail(30))
+        .unwrap()
+        .to_vec();
+    assert_eq!(tail.len(), 30 * nv);
+    assert!(
+        max_rel_diff(&batch[40 * nv..], &tail) < 1e-6,
+        "{name}: Tail(30) differs from All's last rows"
+    );
 
     // Uneven chunks, continuing from the cache.
     let mut st2 = m.new_state(128, 13);
-    m.forward(&pool, &mut st2, &toks[..5], 0, Logits::Last).unwrap();
-    let last = m.forward(&pool, &mut st2, &toks[5..], 5, Logits::Last).unwrap();
+    m.forward(&pool, &mut st2, &toks[..5], 0, Logits::Last)
+        .unwrap();
+    let last = m
+        .forward(&pool, &mut st2, &toks[5..], 5, Logits::Last)
+        .unwrap();
     let d = max_rel_diff(&batch[69 * nv..], last);
     assert!(d < 2e-3, "{name}: chunked prefill differs by {d}");
 }

@@ -28,9 +28,14 @@ fn fixtures() -> PathBuf {
 
 fn model(name: &str) -> Option<Model> {
     let dir = std::env::var_os("LLMOS_TEST_MODELS").map(PathBuf::from);
-    let p = dir.map(|d| d.join(format!("{name}.gguf"))).filter(|p| p.is_file());
+    let p = dir
+        .map(|d| d.join(format!("{name}.gguf")))
+        .filter(|p| p.is_file());
     let Some(p) = p else {
-        assert!(std::env::var("LLMOS_REQUIRE_MODELS").as_deref() != Ok("1"), "{name} missing");
+        assert!(
+            std::env::var("LLMOS_REQUIRE_MODELS").as_deref() != Ok("1"),
+            "{name} missing"
+        );
         eprintln!("skipping: {name} not found (set LLMOS_TEST_MODELS)");
         return None;
     };
@@ -61,39 +66,87 @@ fn check(name: &str) {
     let Some(m) = model(name) else { return };
     let pool = ThreadPool::new(2);
     for (k, p) in fx["prompts"].as_array().unwrap().iter().enumerate() {
-        let ids: Vec<u32> = p["prompt_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
-        let bytes = std::fs::read(fixtures().join(p["last_logits_file"].as_str().unwrap())).unwrap();
-        let want: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let ids: Vec<u32> = p["prompt_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        let bytes =
+            std::fs::read(fixtures().join(p["last_logits_file"].as_str().unwrap())).unwrap();
+        let want: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
         let mut st = m.new_state(ids.len() + 64, 64);
-        let got = m.forward(&pool, &mut st, &ids, 0, Logits::Last).unwrap().to_vec();
+        let got = m
+            .forward(&pool, &mut st, &ids, 0, Logits::Last)
+            .unwrap()
+            .to_vec();
         assert_eq!(got.len(), want.len(), "{name}[{k}]: vocab size");
 
-        let range = want.iter().copied().fold(f32::NEG_INFINITY, f32::max) - want.iter().copied().fold(f32::INFINITY, f32::min);
-        let max_abs = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        let rms = (got.iter().zip(&want).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>() / got.len() as f64).sqrt() as f32;
+        let range = want.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+            - want.iter().copied().fold(f32::INFINITY, f32::min);
+        let max_abs = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        let rms = (got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| ((a - b) as f64).powi(2))
+            .sum::<f64>()
+            / got.len() as f64)
+            .sqrt() as f32;
         eprintln!(
             "{name}[{k}]: {} prompt tokens, logit range {range:.2}, max|Δ| {max_abs:.4} ({:.3}%), rms Δ {rms:.5}",
             ids.len(),
             100.0 * max_abs / range
         );
         assert_eq!(argmax(&got), argmax(&want), "{name}[{k}]: argmax differs");
-        assert!(max_abs <= MAX_ABS_FRAC * range, "{name}[{k}]: max |Δlogit| {max_abs} > {MAX_ABS_FRAC} × range {range}");
-        assert!(rms <= RMS_FRAC * range, "{name}[{k}]: rms Δ {rms} > {RMS_FRAC} × range {range}");
-        assert_eq!(top_k(&got, 5), top_k(&want, 5), "{name}[{k}]: top-5 sets differ");
+        assert!(
+            max_abs <= MAX_ABS_FRAC * range,
+            "{name}[{k}]: max |Δlogit| {max_abs} > {MAX_ABS_FRAC} × range {range}"
+        );
+        assert!(
+            rms <= RMS_FRAC * range,
+            "{name}[{k}]: rms Δ {rms} > {RMS_FRAC} × range {range}"
+        );
+        assert_eq!(
+            top_k(&got, 5),
+            top_k(&want, 5),
+            "{name}[{k}]: top-5 sets differ"
+        );
 
         // Greedy continuation, fed back one token at a time like the reference.
         let g = &p["greedy"];
-        let ref_ids: Vec<u32> = g["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let ref_ids: Vec<u32> = g["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
         let mut ours = Vec::new();
         let mut logits = got;
         for _ in 0..ref_ids.len() {
             let t = argmax(&logits) as u32;
             ours.push(t);
             let pos = ids.len() + ours.len() - 1;
-            logits = m.forward(&pool, &mut st, &[t], pos, Logits::Last).unwrap().to_vec();
+            logits = m
+                .forward(&pool, &mut st, &[t], pos, Logits::Last)
+                .unwrap()
+                .to_vec();
         }
-        let same = ours.iter().zip(&ref_ids).take_while(|(a, b)| a == b).count();
-        eprintln!("{name}[{k}]: greedy matches llama.cpp for {same}/{} tokens", ref_ids.len());
+        let same = ours
+            .iter()
+            .zip(&ref_ids)
+            .take_while(|(a, b)| a == b)
+            .count();
+        eprintln!(
+            "{name}[{k}]: greedy matches llama.cpp for {same}/{} tokens",
+            ref_ids.len()
+        );
         let need = GREEDY_MUST_MATCH.min(ref_ids.len());
         assert!(same >= need, "{name}[{k}]: greedy diverges at token {same} (need {need}): ours {ours:?} vs llama.cpp {ref_ids:?}");
     }

@@ -14,7 +14,9 @@ pub fn model(name: &str) -> Option<PathBuf> {
         Some(p) if p.is_file() => Some(p),
         _ => {
             if std::env::var("LLMOS_REQUIRE_MODELS").as_deref() == Ok("1") {
-                panic!("model {name} not found under $LLMOS_TEST_MODELS and LLMOS_REQUIRE_MODELS=1");
+                panic!(
+                    "model {name} not found under $LLMOS_TEST_MODELS and LLMOS_REQUIRE_MODELS=1"
+                );
             }
             eprintln!("skipping: model {name} not found (set LLMOS_TEST_MODELS)");
             None
