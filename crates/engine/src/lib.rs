@@ -33,7 +33,11 @@ pub enum EngineError {
         "the prompt is {n_prompt} tokens but the context holds {n_ctx}; \
          shorten the prompt or raise --ctx (the model was trained with {n_ctx_train})"
     )]
-    PromptTooLong { n_prompt: usize, n_ctx: usize, n_ctx_train: usize },
+    PromptTooLong {
+        n_prompt: usize,
+        n_ctx: usize,
+        n_ctx_train: usize,
+    },
     #[error("the prompt is empty: there is nothing to continue from")]
     EmptyPrompt,
     #[error(
@@ -170,13 +174,25 @@ impl Engine {
         } else {
             opts.threads
         };
-        Ok(Engine { model, tokenizer, template, pool: ThreadPool::new(threads) })
+        Ok(Engine {
+            model,
+            tokenizer,
+            template,
+            pool: ThreadPool::new(threads),
+        })
     }
 
     /// A fresh session with room for `n_ctx` tokens (0: min(4096, trained)).
     pub fn new_session(&self, n_ctx: usize) -> Session {
-        let n_ctx = if n_ctx == 0 { self.model.cfg.n_ctx_train.min(4096) } else { n_ctx };
-        Session { state: self.model.new_state(n_ctx, MAX_BATCH), tokens: Vec::new() }
+        let n_ctx = if n_ctx == 0 {
+            self.model.cfg.n_ctx_train.min(4096)
+        } else {
+            n_ctx
+        };
+        Session {
+            state: self.model.new_state(n_ctx, MAX_BATCH),
+            tokens: Vec::new(),
+        }
     }
 
     /// Renders a conversation with the chat template, ready for generation.
@@ -184,9 +200,12 @@ impl Engine {
     /// # Errors
     /// No template, or the template raised an error.
     pub fn render_chat(&self, messages: &[Message]) -> Result<String, EngineError> {
-        let t = self.template.as_ref().ok_or_else(|| EngineError::NoTemplate {
-            arch: self.model.cfg.arch.name().to_string(),
-        })?;
+        let t = self
+            .template
+            .as_ref()
+            .ok_or_else(|| EngineError::NoTemplate {
+                arch: self.model.cfg.arch.name().to_string(),
+            })?;
         Ok(t.render(messages, true, None)?)
     }
 
@@ -241,13 +260,27 @@ impl Engine {
         let mut sampler = Sampler::new(params.sampler.clone())?;
 
         // Reuse the cached prefix; at least one token must run to get logits.
-        let common = sess.tokens.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+        let common = sess
+            .tokens
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count();
         let cached = common.min(prompt.len() - 1);
         sess.tokens.truncate(cached);
         sess.state.truncate(cached);
 
         let t0 = Instant::now();
-        let mut logits = self.model.forward(&self.pool, &mut sess.state, &prompt[cached..], cached, Logits::Last)?.to_vec();
+        let mut logits = self
+            .model
+            .forward(
+                &self.pool,
+                &mut sess.state,
+                &prompt[cached..],
+                cached,
+                Logits::Last,
+            )?
+            .to_vec();
         sess.tokens.extend_from_slice(&prompt[cached..]);
         let prompt_secs = t0.elapsed().as_secs_f64();
 
@@ -291,7 +324,13 @@ impl Engine {
                 break Finish::ContextFull;
             }
             let pos = sess.tokens.len();
-            logits.copy_from_slice(self.model.forward(&self.pool, &mut sess.state, &[tok], pos, Logits::Last)?);
+            logits.copy_from_slice(self.model.forward(
+                &self.pool,
+                &mut sess.state,
+                &[tok],
+                pos,
+                Logits::Last,
+            )?);
             sess.tokens.push(tok);
         };
         if out.finish != Finish::Stop {

@@ -11,7 +11,10 @@ pub struct StopMatcher {
 impl StopMatcher {
     /// Empty stop strings are ignored.
     pub fn new(stops: &[String]) -> StopMatcher {
-        StopMatcher { stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(), pending: String::new() }
+        StopMatcher {
+            stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(),
+            pending: String::new(),
+        }
     }
 
     /// Adds `piece`; returns the text that is safe to release and whether a
@@ -21,7 +24,11 @@ impl StopMatcher {
         if self.stops.is_empty() {
             return (std::mem::take(&mut self.pending), false);
         }
-        let first_hit = self.stops.iter().filter_map(|s| self.pending.find(s.as_str())).min();
+        let first_hit = self
+            .stops
+            .iter()
+            .filter_map(|s| self.pending.find(s.as_str()))
+            .min();
         if let Some(i) = first_hit {
             let out = self.pending[..i].to_string();
             self.pending.clear();
@@ -69,12 +76,18 @@ mod tests {
 
     #[test]
     fn stop_split_across_pieces() {
-        assert_eq!(run(&["END"], &["hello E", "N", "D more"]), ("hello ".into(), true));
+        assert_eq!(
+            run(&["END"], &["hello E", "N", "D more"]),
+            ("hello ".into(), true)
+        );
     }
 
     #[test]
     fn near_miss_is_released() {
-        assert_eq!(run(&["END"], &["hello E", "N", "X"]), ("hello ENX".into(), false));
+        assert_eq!(
+            run(&["END"], &["hello E", "N", "X"]),
+            ("hello ENX".into(), false)
+        );
     }
 
     #[test]
