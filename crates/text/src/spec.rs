@@ -37,13 +37,21 @@ pub struct TokenizerSpec {
 /// `tokenizer.ggml.*_token_id` values; `None` where the key is absent.
 #[derive(Clone, Debug, Default)]
 pub struct SpecialIds {
+    /// beginning of sequence
     pub bos: Option<u64>,
+    /// end of sequence
     pub eos: Option<u64>,
+    /// end of turn
     pub eot: Option<u64>,
+    /// end of message
     pub eom: Option<u64>,
+    /// unknown
     pub unk: Option<u64>,
+    /// fill-in-the-middle padding (end-of-generation)
     pub fim_pad: Option<u64>,
+    /// fill-in-the-middle repository marker (end-of-generation)
     pub fim_rep: Option<u64>,
+    /// fill-in-the-middle file separator (end-of-generation)
     pub fim_sep: Option<u64>,
 }
 
