@@ -45,20 +45,28 @@ if [ ! -f "$LLAMA_DIR/CMakeLists.txt" ]; then
 fi
 
 # 3. configure + build
-if [ -f "$STAMP" ]; then
+# CPU flags: GGML_NATIVE=OFF with an explicit AVX2/FMA/F16C/BMI2 baseline (portable to any
+# x86-64-v3 machine). Not -march=native: on the dev VM (Xeon with AMX advertised) native
+# enables ggml's AMX kernels, which die with SIGILL on `tilezero` for prompt batches.
+# Override with e.g. LLMOS_REF_CPU_FLAGS="-DGGML_NATIVE=ON".
+read -r -a CPU_FLAGS <<<"${LLMOS_REF_CPU_FLAGS:--DGGML_NATIVE=OFF -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}"
+CMAKE_ARGS=(
+  -DCMAKE_BUILD_TYPE=Release
+  -DBUILD_SHARED_LIBS=ON
+  -DLLAMA_CURL=OFF
+  -DLLAMA_BUILD_TESTS=OFF
+  -DLLAMA_BUILD_EXAMPLES=ON
+  -DLLAMA_BUILD_TOOLS=ON
+  -DLLAMA_BUILD_SERVER=ON
+  "${CPU_FLAGS[@]}"
+)
+CONFIG_ID="$VERSION ${CMAKE_ARGS[*]}"
+if [ -f "$STAMP" ] && [ "$(head -1 "$STAMP")" = "$CONFIG_ID" ]; then
   echo "[ref] already built ($STAMP); delete it to rebuild"
 else
   GEN=()
-  if command -v ninja >/dev/null 2>&1; then GEN=(-G Ninja); fi
-  cmake -S "$LLAMA_DIR" -B "$BUILD_DIR" "${GEN[@]}" \
-    -DCMAKE_BUILD_TYPE=Release \
-    -DBUILD_SHARED_LIBS=ON \
-    -DLLAMA_CURL=OFF \
-    -DGGML_NATIVE=ON \
-    -DLLAMA_BUILD_TESTS=OFF \
-    -DLLAMA_BUILD_EXAMPLES=ON \
-    -DLLAMA_BUILD_TOOLS=ON \
-    -DLLAMA_BUILD_SERVER=ON 2>&1 | tee "$REF_DIR/cmake-configure.log"
+  if command -v ninja >/dev/null 2>&1 && [ ! -f "$BUILD_DIR/Makefile" ]; then GEN=(-G Ninja); fi
+  cmake -S "$LLAMA_DIR" -B "$BUILD_DIR" "${GEN[@]}" "${CMAKE_ARGS[@]}" 2>&1 | tee "$REF_DIR/cmake-configure.log"
   # Build only the targets we use (whichever exist in this llama.cpp version).
   WANT=(llama-tokenize llama-perplexity llama-bench llama-server llama-simple llama-cli llama-eval-callback)
   HAVE=()
@@ -82,7 +90,7 @@ else
   for t in "${HAVE[@]}"; do
     [ -x "$BUILD_DIR/bin/$t" ] || { echo "[ref] build failed: $t missing (see $REF_DIR/cmake-build.log)" >&2; exit 1; }
   done
-  date -u +%Y-%m-%dT%H:%M:%SZ > "$STAMP"
+  { echo "$CONFIG_ID"; date -u +%Y-%m-%dT%H:%M:%SZ; } > "$STAMP"
 fi
 
 # 4. record provenance

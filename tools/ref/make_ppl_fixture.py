@@ -2,7 +2,7 @@
 """Perplexity fixture from the llama.cpp reference (llama-perplexity, CPU).
 
 Runs, for every model (and a second context size for smollm2):
-  llama-perplexity -m MODEL -f tests/fixtures/ppl/gpl3.txt -c C -b C --chunks 8 -t 2 -ngl 0
+  llama-perplexity -m MODEL -f tests/fixtures/ppl/gpl3.txt -c C -b C --chunks 8 -t 2 -tb 2 -ngl 0 -fa {off,auto}
 and writes tests/fixtures/ppl/llama_cpp.json with the final estimate, the
 printed per-chunk values (cumulative PPL after chunk i, as llama-perplexity
 prints them), per-chunk PPL derived from those, the tokenization info the tool
@@ -20,14 +20,17 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _refcommon as rc  # noqa: E402
 
-RUNS = [(m, 256) for m in rc.DEFAULT_MODELS] + [("smollm2-135m-instruct", 128)]
+# (model, n_ctx, flash-attn): "off" is the primary value (same attention path as the logits
+# fixtures); "auto" is llama.cpp's default, which on CPU resolves to flash attention ON.
+RUNS = [(m, 256, fa) for m in rc.DEFAULT_MODELS for fa in ("off", "auto")] + \
+       [("smollm2-135m-instruct", 128, fa) for fa in ("off", "auto")]
 CHUNKS = 8
 
 
-def run(name, n_ctx, text_file):
+def run(name, n_ctx, fa, text_file):
     model = rc.model_path(name)
     cmd = [rc.ref_bin("llama-perplexity"), "-m", str(model), "-f", str(text_file),
-           "-c", str(n_ctx), "-b", str(n_ctx), "--chunks", str(CHUNKS), "-t", "2", "-tb", "2", "-ngl", "0"]
+           "-c", str(n_ctx), "-b", str(n_ctx), "--chunks", str(CHUNKS), "-t", "2", "-tb", "2", "-ngl", "0", "-fa", fa]
     p = subprocess.run(cmd, capture_output=True, text=True)
     out = p.stdout + "\n" + p.stderr
     if p.returncode != 0:
@@ -54,6 +57,7 @@ def run(name, n_ctx, text_file):
         "n_ctx": n_ctx,
         "n_batch": n_ctx,
         "chunks": CHUNKS,
+        "flash_attn": fa,
         "command": " ".join(["llama-perplexity"] + [os.path.basename(c) if c.endswith((".gguf", ".txt")) else c
                                                     for c in cmd[1:]]),
         "ppl": float(final.group(1)),
@@ -70,11 +74,11 @@ def main():
     text_file = rc.FIXTURES / "ppl" / "gpl3.txt"
     out_path = rc.FIXTURES / "ppl" / "llama_cpp.json"
     results = []
-    for name, n_ctx in RUNS:
+    for name, n_ctx, fa in RUNS:
         if only and name not in only:
             continue
-        r = run(name, n_ctx, text_file)
-        print(f"{name} c={n_ctx}: PPL = {r['ppl']} +/- {r['ppl_stderr']}  chunks={r['cumulative_ppl_after_chunk']}", flush=True)
+        r = run(name, n_ctx, fa, text_file)
+        print(f"{name} c={n_ctx} fa={fa}: PPL = {r['ppl']} +/- {r['ppl_stderr']}  chunks={r['cumulative_ppl_after_chunk']}", flush=True)
         results.append(r)
     doc = {
         "_meta": {
