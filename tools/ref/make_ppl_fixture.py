@@ -50,7 +50,8 @@ def run(name, n_ctx, fa, text_file):
     info_keys = ("tokenizing", "tokenization took", "calculating perplexity", "add_bos", "BOS token",
                  "tokenizes to", "seconds per pass", "n_ctx", "flash_attn", "system_info", "build:",
                  "version:", "perplexity:")
-    info = [l.strip() for l in out.splitlines() if any(k in l for k in info_keys) and len(l) < 400]
+    info = [re.sub(r"^[0-9.]+ [IWE] ", "", l.strip()) for l in out.splitlines()
+            if any(k in l for k in info_keys) and len(l) < 400]
     return {
         "model_file": model.name,
         "model_sha256": rc.sha256(model),
@@ -69,10 +70,42 @@ def run(name, n_ctx, fa, text_file):
     }
 
 
+def tokenization_info(text_file, models):
+    """What llama-perplexity does not print on success: how the text tokenizes.
+    Same call as the tool: common_tokenize(ctx, text_without_one_trailing_newline,
+    add_special=true, parse_special=false)."""
+    import llama_cpp
+    llama_cpp.llama_backend_init()
+    rc.quiet_llama_logs(llama_cpp)
+    data = open(text_file, "rb").read()
+    if data.endswith(b"\n"):
+        data = data[:-1]
+    info = {}
+    for name in models:
+        mp = llama_cpp.llama_model_default_params()
+        mp.vocab_only = True
+        model = llama_cpp.llama_model_load_from_file(str(rc.model_path(name)).encode(), mp)
+        vocab = llama_cpp.llama_model_get_vocab(model)
+        toks = rc.tokenize(llama_cpp, vocab, data, True, False)
+        add_bos = bool(llama_cpp.llama_vocab_get_add_bos(vocab))
+        info[name] = {"n_tokens": len(toks), "add_bos": add_bos, "bos": llama_cpp.llama_vocab_bos(vocab),
+                      "first_ids": toks[:16], "n_chunks_max_c256": len(toks) // 256,
+                      "n_chunks_max_c128": len(toks) // 128}
+        llama_cpp.llama_model_free(model)
+    return info
+
+
 def main():
-    only = set(sys.argv[1:])
+    only = set(a for a in sys.argv[1:] if not a.startswith("--"))
     text_file = rc.FIXTURES / "ppl" / "gpl3.txt"
     out_path = rc.FIXTURES / "ppl" / "llama_cpp.json"
+    if "--tokenization-only" in sys.argv:  # refresh just that section of an existing fixture
+        doc = json.load(open(out_path))
+        doc["tokenization"] = tokenization_info(text_file, rc.DEFAULT_MODELS)
+        with open(out_path, "w", encoding="utf-8") as f:
+            json.dump(doc, f, ensure_ascii=True, indent=1)
+        print(json.dumps(doc["tokenization"], indent=1))
+        return
     results = []
     for name, n_ctx, fa in RUNS:
         if only and name not in only:
@@ -96,6 +129,7 @@ def main():
                        "PPL = exp(mean NLL over all scored tokens); the printed [i] values are cumulative"),
         },
         "runs": results,
+        "tokenization": tokenization_info(text_file, rc.DEFAULT_MODELS),
     }
     with open(out_path, "w", encoding="utf-8") as f:
         json.dump(doc, f, ensure_ascii=True, indent=1)
