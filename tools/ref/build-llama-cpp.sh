@@ -27,9 +27,10 @@ mkdir -p "$REF_DIR" "$SDIST_DIR"
 #    fetch scikit-build-core/cmake wheels for metadata preparation instead of
 #    compiling cmake from source).
 if [ ! -f "$TARBALL" ]; then
-  for alt in /work/ref/llama_cpp_python-$VERSION.tar.gz; do
-    if [ -f "$alt" ]; then echo "[ref] using existing $alt"; cp "$alt" "$TARBALL"; fi
-  done
+  # optional: an already downloaded sdist (e.g. LLMOS_REF_SDIST=/work/ref/llama_cpp_python-0.3.36.tar.gz)
+  if [ -n "${LLMOS_REF_SDIST:-}" ] && [ -f "$LLMOS_REF_SDIST" ]; then
+    echo "[ref] using existing $LLMOS_REF_SDIST"; cp "$LLMOS_REF_SDIST" "$TARBALL"
+  fi
 fi
 if [ ! -f "$TARBALL" ]; then
   echo "[ref] downloading llama-cpp-python==$VERSION sdist"
