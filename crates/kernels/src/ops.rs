@@ -125,10 +125,26 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     }
 }
 
-/// `gate = gelu_tanh(gate) * up`, element-wise (GeGLU).
+/// `gate = gelu(gate) * up`, element-wise (GeGLU), computed the way ggml's
+/// CPU backend does (`GGML_GELU_FP16`): the input is rounded to f16 and looked
+/// up in an f16 table of GELU values; beyond ±10 GELU is 0 or the identity.
+/// Matching this keeps Gemma's logits on llama.cpp's.
 pub fn geglu(gate: &mut [f32], up: &[f32]) {
     for (g, &u) in gate.iter_mut().zip(up) {
-        *g = gelu_tanh(*g) * u;
+        *g = gelu_f16_table(*g) * u;
+    }
+}
+
+/// GELU as ggml's f16 table gives it.
+#[inline]
+pub fn gelu_f16_table(x: f32) -> f32 {
+    if x <= -10.0 {
+        0.0
+    } else if x >= 10.0 {
+        x
+    } else {
+        let xh = half::f16::from_f32(x).to_f32();
+        half::f16::from_f32(gelu_tanh(xh)).to_f32()
     }
 }
 

@@ -137,6 +137,18 @@ impl Config {
             }
         };
         let head_dim_v = m.opt_usize("attention.value_length")?.unwrap_or(head_dim);
+        for (k, d) in [
+            ("attention.key_length", head_dim),
+            ("attention.value_length", head_dim_v),
+        ] {
+            if d == 0 || d > crate::MAX_HEAD_DIM {
+                return Err(m.bad(
+                    k,
+                    d,
+                    &format!("head size must be 1..={}", crate::MAX_HEAD_DIM),
+                ));
+            }
+        }
         let rope_dims = m.opt_usize("rope.dimension_count")?.unwrap_or(head_dim);
         if rope_dims > head_dim || rope_dims % 2 != 0 {
             return Err(m.bad(

@@ -19,10 +19,12 @@ pub use config::{Activation, Arch, Config};
 pub use error::ModelError;
 pub use weights::{Layer, Mat, Weights};
 
+use half::f16;
+use llmos_gguf::GgmlType;
 use llmos_gguf::GgufFile;
 use llmos_kernels::matmul::{matmul, MatmulScratch};
 use llmos_kernels::ops::{self, Rope};
-use llmos_kernels::par::for_each_chunk_mut;
+use llmos_kernels::par::for_each_chunk_pair_mut;
 use llmos_kernels::pool::ThreadPool;
 use llmos_kernels::quant;
 use std::sync::Arc;
@@ -55,8 +57,9 @@ pub struct State {
     max_batch: usize,
     /// Tokens whose keys and values are in the cache.
     filled: usize,
-    key_cache: Vec<f32>, // (n_layer, n_ctx, kv_dim)
-    val_cache: Vec<f32>, // (n_layer, n_ctx, v_dim)
+    key_cache: Vec<f16>, // (n_layer, n_ctx, kv_dim)
+    val_cache: Vec<f16>, // (n_layer, n_ctx, v_dim)
+    scores: Vec<f32>,    // (ATT_GROUPS, n_ctx) softmax scratch, one row per task group
     x: Vec<f32>,         // (B, n_embd) residual stream
     xb: Vec<f32>,        // (B, n_embd) normed input of a sub-block
     xb2: Vec<f32>,       // (B, n_embd) output of a sub-block
@@ -87,7 +90,7 @@ impl State {
     }
     /// Bytes held by the KV cache.
     pub fn kv_bytes(&self) -> usize {
-        (self.key_cache.len() + self.val_cache.len()) * std::mem::size_of::<f32>()
+        (self.key_cache.len() + self.val_cache.len()) * std::mem::size_of::<f16>()
     }
 }
 
@@ -131,8 +134,9 @@ impl Model {
             n_ctx,
             max_batch: b,
             filled: 0,
-            key_cache: vec![0.0; c.n_layer * n_ctx * c.kv_dim()],
-            val_cache: vec![0.0; c.n_layer * n_ctx * c.v_dim()],
+            key_cache: vec![f16::ZERO; c.n_layer * n_ctx * c.kv_dim()],
+            val_cache: vec![f16::ZERO; c.n_layer * n_ctx * c.v_dim()],
+            scores: vec![0.0; ATT_GROUPS * n_ctx],
             x: vec![0.0; b * c.n_embd],
             xb: vec![0.0; b * c.n_embd],
             xb2: vec![0.0; b * c.n_embd],
@@ -240,6 +244,7 @@ impl Model {
                 x.iter_mut().for_each(|v| *v *= s);
             }
         }
+        trace("inp_scaled", 0, &st.x[..b * e]);
 
         for (il, l) in w.layers.iter().enumerate() {
             // attention norm
@@ -250,6 +255,7 @@ impl Model {
                 e,
                 c.norm_eps,
             );
+            trace("attn_norm", il, &st.xb[..b * e]);
             // q, k, v projections (+ bias)
             matmul(
                 pool,
@@ -278,6 +284,9 @@ impl Model {
             add_bias(&mut st.q[..b * c.q_dim()], l.bq.as_deref());
             add_bias(&mut st.k[..b * c.kv_dim()], l.bk.as_deref());
             add_bias(&mut st.v[..b * c.v_dim()], l.bv.as_deref());
+            trace("Qcur", il, &st.q[..b * c.q_dim()]);
+            trace("Kcur", il, &st.k[..b * c.kv_dim()]);
+            trace("Vcur", il, &st.v[..b * c.v_dim()]);
             // per-head q/k norms (Gemma 3), then rope
             let rope = if c.is_swa(il) {
                 &self.rope_swa
@@ -301,42 +310,59 @@ impl Model {
                     rope.apply(head, pos + t);
                 }
             }
-            // cache k, v at their positions
+            // cache k, v at their positions (f16, as llama.cpp's default cache)
             let (kvd, vd) = (c.kv_dim(), c.v_dim());
             let kbase = il * st.n_ctx * kvd;
             let vbase = il * st.n_ctx * vd;
-            st.key_cache[kbase + pos * kvd..kbase + (pos + b) * kvd]
-                .copy_from_slice(&st.k[..b * kvd]);
-            st.val_cache[vbase + pos * vd..vbase + (pos + b) * vd].copy_from_slice(&st.v[..b * vd]);
-            // attention over the cache, one (token, head) pair per task
+            to_f16(
+                &mut st.key_cache[kbase + pos * kvd..kbase + (pos + b) * kvd],
+                &st.k[..b * kvd],
+            );
+            to_f16(
+                &mut st.val_cache[vbase + pos * vd..vbase + (pos + b) * vd],
+                &st.v[..b * vd],
+            );
+            // attention over the cache: (token, head) pairs split into groups,
+            // each group with its own row of softmax scratch
             let window = if c.is_swa(il) { c.sliding_window } else { None };
             let kc = &st.key_cache[kbase..kbase + (pos + b) * kvd];
             let vc = &st.val_cache[vbase..vbase + (pos + b) * vd];
             let q = &st.q;
             let hdv = c.head_dim_v;
             let group = c.n_head / c.n_head_kv;
-            for_each_chunk_mut(pool, &mut st.att[..b * c.n_head * hdv], hdv, |i, out| {
-                let (t, h) = (i / c.n_head, i % c.n_head);
-                let qh = &q[t * c.q_dim() + h * hd..][..hd];
-                let kvh = h / group;
-                let p = pos + t;
-                let lo = window.map_or(0, |win| (p + 1).saturating_sub(win));
-                attend(
-                    out,
-                    qh,
-                    kc,
-                    vc,
-                    kvd,
-                    vd,
-                    kvh * hd,
-                    kvh * hdv,
-                    lo,
-                    p,
-                    c.attn_scale,
-                );
-            });
+            let pairs = b * c.n_head;
+            let per = pairs.div_ceil(ATT_GROUPS);
+            let n_ctx = st.n_ctx;
+            let att = &mut st.att[..pairs * hdv];
+            for_each_chunk_pair_mut(
+                pool,
+                att,
+                per * hdv,
+                &mut st.scores,
+                n_ctx,
+                |g, out, scores| {
+                    for (k, o) in out.chunks_exact_mut(hdv).enumerate() {
+                        let i = g * per + k;
+                        let (t, h) = (i / c.n_head, i % c.n_head);
+                        let qh = &q[t * c.q_dim() + h * hd..][..hd];
+                        let kvh = h / group;
+                        let p = pos + t;
+                        let lo = window.map_or(0, |win| (p + 1).saturating_sub(win));
+                        let kv = KvView {
+                            k: kc,
+                            v: vc,
+                            k_stride: kvd,
+                            v_stride: vd,
+                            k_off: kvh * hd,
+                            v_off: kvh * hdv,
+                        };
+                        attend(o, qh, &kv, lo, p, c.attn_scale, scores);
+                    }
+                },
+            );
             // output projection, post-norm (Gemma), residual
             let att_dim = c.n_head * hdv;
+            trace("kqv_out", il, &st.att[..b * att_dim]);
             matmul(
                 pool,
                 &l.wo.q(f),
@@ -348,7 +374,9 @@ impl Model {
             if let Some(n) = &l.post_attn_norm {
                 norm_rows_inplace(&mut st.xb2[..b * e], n, e, c.norm_eps);
             }
+            trace("attn_out", il, &st.xb2[..b * e]);
             ops::add_inplace(&mut st.x[..b * e], &st.xb2[..b * e]);
+            trace("ffn_inp", il, &st.x[..b * e]);
 
             // ffn norm, gate/up, GLU, down, post-norm (Gemma), residual
             norm_rows(
@@ -375,10 +403,13 @@ impl Model {
                 &mut st.hb2[..b * nf],
                 &mut st.mm,
             );
+            trace("ffn_gate", il, &st.hb[..b * nf]);
+            trace("ffn_up", il, &st.hb2[..b * nf]);
             match c.activation {
                 Activation::Silu => ops::swiglu(&mut st.hb[..b * nf], &st.hb2[..b * nf]),
                 Activation::GeluTanh => ops::geglu(&mut st.hb[..b * nf], &st.hb2[..b * nf]),
             }
+            trace("ffn_swiglu", il, &st.hb[..b * nf]);
             matmul(
                 pool,
                 &l.w_down.q(f),
@@ -387,10 +418,12 @@ impl Model {
                 &mut st.xb2[..b * e],
                 &mut st.mm,
             );
+            trace("ffn_out", il, &st.xb2[..b * e]);
             if let Some(n) = &l.post_ffn_norm {
                 norm_rows_inplace(&mut st.xb2[..b * e], n, e, c.norm_eps);
             }
             ops::add_inplace(&mut st.x[..b * e], &st.xb2[..b * e]);
+            trace("l_out", il, &st.x[..b * e]);
         }
         Ok(())
     }
@@ -420,40 +453,100 @@ impl Model {
     }
 }
 
-/// Attention of one query head over cached positions `lo..=p`, with an online
-/// softmax so no score buffer is needed: out = Σ softmax(q·k·scale)_j v_j.
-#[allow(clippy::too_many_arguments)]
-fn attend(
-    out: &mut [f32],
-    q: &[f32],
-    kc: &[f32],
-    vc: &[f32],
-    kv_stride: usize,
+/// Task groups for attention: enough to balance two to eight threads.
+const ATT_GROUPS: usize = 16;
+
+/// Largest head size attention supports (the f16 query lives on the stack).
+pub const MAX_HEAD_DIM: usize = 512;
+
+/// One layer's cached keys and values, and where a kv head sits in a row.
+struct KvView<'a> {
+    k: &'a [f16],
+    v: &'a [f16],
+    k_stride: usize,
     v_stride: usize,
     k_off: usize,
     v_off: usize,
+}
+
+/// Attention of one query head over cached positions `lo..=p`:
+/// out = Σ_j softmax(q·k_j·scale)_j v_j.
+///
+/// The numerics follow llama.cpp's default CPU path (f16 cache, no flash
+/// attention): q is rounded to f16 and dotted with the f16 keys in f32; the
+/// softmax is f32 with an f64 sum; the probabilities are rounded to f16
+/// before weighting the values.
+fn attend(
+    out: &mut [f32],
+    q: &[f32],
+    kv: &KvView,
     lo: usize,
     p: usize,
     scale: f32,
+    scores: &mut [f32],
 ) {
     let hd = q.len();
-    out.iter_mut().for_each(|o| *o = 0.0);
-    let (mut max, mut sum) = (f32::NEG_INFINITY, 0.0f32);
-    for j in lo..=p {
-        let k = &kc[j * kv_stride + k_off..][..hd];
-        let s = ops::dot_f32(q, k) * scale;
-        if s > max {
-            let correction = (max - s).exp();
-            out.iter_mut().for_each(|o| *o *= correction);
-            sum *= correction;
-            max = s;
-        }
-        let wgt = (s - max).exp();
-        sum += wgt;
-        ops::axpy(out, wgt, &vc[j * v_stride + v_off..][..out.len()]);
+    let mut q16 = [f16::ZERO; MAX_HEAD_DIM];
+    to_f16(&mut q16[..hd], q);
+    let qb: &[u8] = bytemuck::cast_slice(&q16[..hd]);
+    let scores = &mut scores[..p + 1 - lo];
+    let mut max = f32::NEG_INFINITY;
+    for (s, j) in scores.iter_mut().zip(lo..=p) {
+        let k = &kv.k[j * kv.k_stride + kv.k_off..][..hd];
+        *s = llmos_kernels::simd::vec_dot(GgmlType::F16, bytemuck::cast_slice(k), qb, hd) * scale;
+        max = max.max(*s);
     }
-    let inv = 1.0 / sum;
-    out.iter_mut().for_each(|o| *o *= inv);
+    let mut sum = 0.0f64;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    out.iter_mut().for_each(|o| *o = 0.0);
+    let mut vrow = [0.0f32; MAX_HEAD_DIM];
+    let vrow = &mut vrow[..out.len()];
+    for (s, j) in scores.iter().zip(lo..=p) {
+        let w = f16::from_f32(*s * inv).to_f32();
+        let v = &kv.v[j * kv.v_stride + kv.v_off..][..out.len()];
+        half::slice::HalfFloatSliceExt::convert_to_f32_slice(v, vrow);
+        ops::axpy(out, w, vrow);
+    }
+}
+
+fn to_f16(dst: &mut [f16], src: &[f32]) {
+    half::slice::HalfFloatSliceExt::convert_from_f32_slice(dst, src);
+}
+
+/// `LLMOS_TRACE_TENSORS=1` prints every intermediate's sum and first values
+/// to stderr, named as llama.cpp's `llama-eval-callback` names them, so a new
+/// architecture can be compared with the reference op by op.
+fn trace_on() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("LLMOS_TRACE_TENSORS").is_some_and(|v| v != "0"))
+}
+
+fn trace(name: &str, il: usize, x: &[f32]) {
+    if trace_on() {
+        let sum: f64 = x.iter().map(|&v| v as f64).sum();
+        let (imax, amax) =
+            x.iter().enumerate().fold(
+                (0, 0.0f32),
+                |m, (i, v)| if v.abs() > m.1 { (i, v.abs()) } else { m },
+            );
+        eprintln!(
+            "trace {name}-{il}: n={} sum={sum:.6} max|x|={amax} at {imax} first={:?}",
+            x.len(),
+            &x[..x.len().min(3)]
+        );
+        // LLMOS_TRACE_DUMP=DIR also writes each tensor as raw f32 (little-endian).
+        if let Some(dir) = std::env::var_os("LLMOS_TRACE_DUMP") {
+            let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let path = std::path::Path::new(&dir).join(format!("{name}-{il}.f32"));
+            if let Err(e) = std::fs::write(&path, bytes) {
+                eprintln!("trace: cannot write {}: {e}", path.display());
+            }
+        }
+    }
 }
 
 fn norm_rows(out: &mut [f32], x: &[f32], w: &[f32], e: usize, eps: f32) {

@@ -104,11 +104,12 @@ fn ggml_max(a: f32, b: f32) -> f32 {
     }
 }
 
-/// Round half away from zero (C `roundf`) and narrow; |x| <= 127 here up
-/// to float rounding, and `as` saturates anything past that.
+/// Round half to even (what ggml's x86 quantizers get from
+/// `_mm256_round_ps(_MM_ROUND_NEAREST)`) and narrow; |x| <= 127 here up to
+/// float rounding, and `as` saturates anything past that.
 #[inline]
 fn round_i8(x: f32) -> i8 {
-    x.round() as i8
+    x.round_ties_even() as i8
 }
 
 #[inline]
@@ -132,8 +133,10 @@ fn abs_max(x: &[f32]) -> (f32, f32) {
 pub(crate) fn quantize_q8_0(src: &[f32], dst: &mut [u8]) {
     for (x, b) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(q8_0::BYTES)) {
         let amax = x.iter().fold(0f32, |m, v| ggml_max(m, v.abs()));
+        // As llama.cpp's x86 `quantize_row_q8_0` (the code its CPU backend
+        // runs): id = 127 / amax in one rounding, not 1 / (amax / 127).
         let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
         put_f16(b, q8_0::D, d);
         for (q, v) in b[q8_0::QS..].iter_mut().zip(x) {
             *q = round_i8(v * id) as u8;
@@ -145,7 +148,7 @@ pub(crate) fn quantize_q8_1(src: &[f32], dst: &mut [u8]) {
     for (x, b) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(q8_1::BYTES)) {
         let amax = x.iter().fold(0f32, |m, v| ggml_max(m, v.abs()));
         let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
         put_f16(b, q8_1::D, d);
         let mut sum = 0i32;
         for (q, v) in b[q8_1::QS..].iter_mut().zip(x) {
@@ -345,15 +348,16 @@ mod tests {
     }
 
     #[test]
-    fn q8_0_rounds_half_away_from_zero() {
-        // amax 127 gives d = 1 exactly, so x = +-2.5 lands on a tie.
+    fn q8_0_rounds_half_to_even() {
+        // amax 127 gives id = 1 exactly, so x = +-2.5 lands on a tie, which
+        // ggml's x86 quantizer rounds to even.
         let mut x = [0f32; QK];
         x[0] = 127.0;
         x[1] = 2.5;
         x[2] = -2.5;
         let mut b = [0u8; q8_0::BYTES];
         quantize_q8_0(&x, &mut b);
-        assert_eq!(i8_at(&b, q8_0::QS + 1), 3);
-        assert_eq!(i8_at(&b, q8_0::QS + 2), -3);
+        assert_eq!(i8_at(&b, q8_0::QS + 1), 2);
+        assert_eq!(i8_at(&b, q8_0::QS + 2), -2);
     }
 }

@@ -33,18 +33,6 @@ unsafe fn hmax(v: __m256) -> f32 {
     _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)))
 }
 
-/// C `roundf` (half away from zero), exactly: truncate, then step away from
-/// zero if the dropped fraction (exact: x − trunc(x)) is at least one half.
-#[inline(always)]
-unsafe fn round_away(x: __m256) -> __m256 {
-    let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(x);
-    let frac = _mm256_andnot_ps(_mm256_set1_ps(-0.0), _mm256_sub_ps(x, t));
-    let sign = _mm256_and_ps(x, _mm256_set1_ps(-0.0));
-    let step = _mm256_or_ps(_mm256_set1_ps(1.0), sign);
-    let up = _mm256_cmp_ps::<_CMP_GE_OQ>(frac, _mm256_set1_ps(0.5));
-    _mm256_add_ps(t, _mm256_and_ps(up, step))
-}
-
 /// Packs four vectors of i32 (values in i8 range) into 32 i8 in order.
 #[inline(always)]
 unsafe fn pack_i8(i: [__m256i; 4]) -> __m256i {
@@ -91,7 +79,7 @@ pub(super) unsafe fn q8_0<const Q81: bool>(src: &[f32], dst: &mut [u8]) {
             _mm256_andnot_ps(_mm256_set1_ps(-0.0), n),
         ));
         let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
         if !id.is_finite() {
             // A subnormal d whose inverse overflows: the reference's
             // saturating casts of ±inf and NaN decide; let it.
@@ -102,7 +90,10 @@ pub(super) unsafe fn q8_0<const Q81: bool>(src: &[f32], dst: &mut [u8]) {
         put_f16(b, q8_0::D, d);
         let mut q = [_mm256_setzero_si256(); 4];
         for (q, v) in q.iter_mut().zip(v) {
-            *q = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(v, _mm256_set1_ps(id))));
+            let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                _mm256_mul_ps(v, _mm256_set1_ps(id)),
+            );
+            *q = _mm256_cvttps_epi32(r);
         }
         // SAFETY: the block's 32 quant bytes are b[qs..qs + 32].
         unsafe { _mm256_storeu_si256(b[qs..qs + 32].as_mut_ptr().cast(), pack_i8(q)) };
