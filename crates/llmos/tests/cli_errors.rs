@@ -72,7 +72,7 @@ fn unsupported_quant_type_is_named() {
     let f = llmos_gguf::GgufFile::open(&src).unwrap();
     let mut w = llmos_gguf::GgufWriter::new();
     for (k, v) in f.metadata() {
-        w.add_metadata(k, v.clone());
+        w.add_metadata(k.clone(), v.clone()).unwrap();
     }
     for t in f.tensors() {
         if t.name == "blk.0.attn_q.weight" {
