@@ -141,11 +141,23 @@ impl Session {
     }
 }
 
+/// Where the chat template came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TemplateSource {
+    /// `tokenizer.chat_template` in the GGUF.
+    Model,
+    /// Built in for the architecture, because the GGUF has none (base models).
+    Builtin,
+    /// Given by the user (`--template`).
+    User,
+}
+
 /// A loaded model ready to generate.
 pub struct Engine {
     pub model: Model,
     pub tokenizer: Tokenizer,
     pub template: Option<ChatTemplate>,
+    pub template_source: TemplateSource,
     pub pool: ThreadPool,
 }
 
@@ -162,11 +174,14 @@ impl Engine {
         let file = Arc::new(GgufFile::open(path)?);
         let tokenizer = Tokenizer::from_gguf(&file)?;
         let model = Model::load(Arc::clone(&file))?;
-        let template = match opts.template {
-            Some(t) => Some(t),
+        let (template, template_source) = match opts.template {
+            Some(t) => (Some(t), TemplateSource::User),
             None => match ChatTemplate::from_gguf(&file)? {
-                Some(t) => Some(t),
-                None => ChatTemplate::builtin_for_arch(model.cfg.arch.name()),
+                Some(t) => (Some(t), TemplateSource::Model),
+                None => (
+                    ChatTemplate::builtin_for_arch(model.cfg.arch.name()),
+                    TemplateSource::Builtin,
+                ),
             },
         };
         let threads = if opts.threads == 0 {
@@ -178,6 +193,7 @@ impl Engine {
             model,
             tokenizer,
             template,
+            template_source,
             pool: ThreadPool::new(threads),
         })
     }

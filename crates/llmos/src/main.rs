@@ -172,6 +172,17 @@ fn load_engine(store: &Store, m: &ModelArgs, gen: &GenArgs) -> Result<Engine> {
         },
     )
     .with_context(|| format!("loading {}", path.display()))?;
+    if engine.template_source == llmos_engine::TemplateSource::Builtin {
+        eprintln!(
+            "note: {} has no chat template (a base model?); using the built-in {} format. \
+             Base models often continue text better with --raw.",
+            path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned()
+            ),
+            engine.model.cfg.arch.name()
+        );
+    }
     Ok(engine)
 }
 
