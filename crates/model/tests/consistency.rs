@@ -2,27 +2,10 @@
 //! logits whether they arrive as one prefill matrix, in uneven chunks, or one
 //! at a time (only float reassociation may differ).
 
-use llmos_gguf::GgufFile;
+mod common;
+use common::model;
 use llmos_kernels::pool::ThreadPool;
-use llmos_model::{Logits, Model};
-use std::path::PathBuf;
-use std::sync::Arc;
-
-fn model(name: &str) -> Option<Model> {
-    let dir = std::env::var_os("LLMOS_TEST_MODELS").map(PathBuf::from);
-    let p = dir
-        .map(|d| d.join(format!("{name}.gguf")))
-        .filter(|p| p.is_file());
-    let Some(p) = p else {
-        assert!(
-            std::env::var("LLMOS_REQUIRE_MODELS").as_deref() != Ok("1"),
-            "{name} missing"
-        );
-        eprintln!("skipping: {name} not found (set LLMOS_TEST_MODELS)");
-        return None;
-    };
-    Some(Model::load(Arc::new(GgufFile::open(p).unwrap())).unwrap())
-}
+use llmos_model::Logits;
 
 fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
     let scale = a.iter().map(|x| x.abs()).fold(0.0f32, f32::max).max(1e-6);

@@ -17,12 +17,12 @@
 //! ours against it, already bounded by (2)). Every model must still match all 32 tokens
 //! on at least one prompt, so a systematic error cannot hide behind ties.
 
-use llmos_gguf::GgufFile;
+mod common;
+use common::model;
 use llmos_kernels::pool::ThreadPool;
-use llmos_model::{Logits, Model};
+use llmos_model::Logits;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
 /// Measured worst case: gemma3 prompt 1, mean |Δ| at 2.3× llama.cpp's own
 /// spread; differences come from 8-bit activation codes flipping at rounding
@@ -33,22 +33,6 @@ const TIE_FACTOR: f64 = 2.0;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/logits")
-}
-
-fn model(name: &str) -> Option<Model> {
-    let dir = std::env::var_os("LLMOS_TEST_MODELS").map(PathBuf::from);
-    let p = dir
-        .map(|d| d.join(format!("{name}.gguf")))
-        .filter(|p| p.is_file());
-    let Some(p) = p else {
-        assert!(
-            std::env::var("LLMOS_REQUIRE_MODELS").as_deref() != Ok("1"),
-            "{name} missing"
-        );
-        eprintln!("skipping: {name} not found (set LLMOS_TEST_MODELS)");
-        return None;
-    };
-    Some(Model::load(Arc::new(GgufFile::open(p).unwrap())).unwrap())
 }
 
 fn argmax(l: &[f32]) -> usize {
