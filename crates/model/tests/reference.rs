@@ -22,7 +22,7 @@ use common::model;
 use llmos_kernels::pool::ThreadPool;
 use llmos_model::Logits;
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Measured worst case: gemma3 prompt 1, mean |Δ| at 2.3× llama.cpp's own
 /// spread; differences come from 8-bit activation codes flipping at rounding
