@@ -76,7 +76,7 @@ fn unsupported_quant_type_is_named() {
     }
     for t in f.tensors() {
         if t.name == "blk.0.attn_q.weight" {
-            let ty = llmos_gguf::GgmlType::IQ2_XXS;
+            let ty = llmos_gguf::GgmlType::IQ4_NL;
             let n = ty.bytes_for(t.n_elements()).unwrap() as usize;
             w.add_tensor(&t.name, &t.dims, ty, vec![0u8; n]).unwrap();
         } else {
@@ -93,7 +93,7 @@ fn unsupported_quant_type_is_named() {
         .arg("hi")
         .output()
         .unwrap();
-    assert_clean_failure(&o, &["blk.0.attn_q.weight", "iq2_xxs", "supported"]);
+    assert_clean_failure(&o, &["blk.0.attn_q.weight", "iq4_nl", "supported"]);
 }
 
 #[test]
