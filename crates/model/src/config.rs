@@ -278,3 +278,32 @@ impl Meta<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llmos_gguf::{GgufWriter, Value};
+
+    #[test]
+    fn unknown_architecture_lists_the_supported_ones() {
+        let mut w = GgufWriter::new();
+        w.add_metadata("general.architecture", Value::String("mamba".into()))
+            .unwrap();
+        let f = GgufFile::from_bytes(w.to_bytes()).unwrap();
+        let err = Config::from_gguf(&f).unwrap_err().to_string();
+        assert!(err.contains("\"mamba\""), "{err}");
+        assert!(err.contains("llama, qwen2, gemma3"), "{err}");
+    }
+
+    #[test]
+    fn missing_hyperparameter_is_named() {
+        let mut w = GgufWriter::new();
+        w.add_metadata("general.architecture", Value::String("llama".into()))
+            .unwrap();
+        w.add_metadata("llama.embedding_length", Value::U32(64))
+            .unwrap();
+        let f = GgufFile::from_bytes(w.to_bytes()).unwrap();
+        let err = Config::from_gguf(&f).unwrap_err().to_string();
+        assert!(err.contains("llama.block_count"), "{err}");
+    }
+}
