@@ -175,7 +175,16 @@ impl Engine {
         let tokenizer = Tokenizer::from_gguf(&file)?;
         let model = Model::load(Arc::clone(&file))?;
         let (template, template_source) = match opts.template {
-            Some(t) => (Some(t), TemplateSource::User),
+            // A user's template sees this model's BOS/EOS texts.
+            Some(t) => {
+                let text = |id: Option<u32>| {
+                    id.and_then(|i| tokenizer.token_text(i))
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let t = t.with_special_tokens(&text(tokenizer.bos()), &text(tokenizer.eos()));
+                (Some(t), TemplateSource::User)
+            }
             None => match ChatTemplate::from_gguf(&file)? {
                 Some(t) => (Some(t), TemplateSource::Model),
                 None => (

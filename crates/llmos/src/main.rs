@@ -193,7 +193,8 @@ fn load_template(spec: &str) -> Result<ChatTemplate> {
         let src = std::fs::read_to_string(p).with_context(|| format!("reading template {spec}"))?;
         return Ok(ChatTemplate::from_source(spec, &src, "", "")?);
     }
-    Ok(ChatTemplate::from_source(spec, "", "", "")?)
+    ChatTemplate::builtin(spec)
+        .with_context(|| format!("--template {spec}: not a file, and not a built-in name"))
 }
 
 /// The prompt from the argument, `-` (stdin) or `--file`, as valid UTF-8.

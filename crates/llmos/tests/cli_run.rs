@@ -199,3 +199,36 @@ fn tokenize_ids_prints_one_json_array() {
         "--special reads <start_of_turn> as one token: {special:?} vs {plain:?}"
     );
 }
+
+#[test]
+fn template_override_by_name_and_unknown_name_is_an_error() {
+    let Some(m) = model("smollm2-135m-instruct") else {
+        return;
+    };
+    // SmolLM2 speaks ChatML, so the built-in chatml template must work as well as its own.
+    let (out, _) = run(
+        &m,
+        &[
+            "--template",
+            "chatml",
+            "--temp",
+            "0",
+            "-n",
+            "16",
+            "What is the capital of France?",
+        ],
+    );
+    assert!(!out.trim().is_empty(), "no answer with --template chatml");
+    let o = llmos()
+        .args(["run", "--template", "no-such-template", "-n", "4", "-m"])
+        .arg(&m)
+        .arg("hi")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("no-such-template") && err.contains("chatml"),
+        "{err}"
+    );
+}
