@@ -93,6 +93,8 @@ pub enum Command {
     },
     /// Perplexity of a text file (llama.cpp's method).
     Perplexity(PerplexityArgs),
+    /// Measure prompt (pp) and generation (tg) speed, like llama-bench.
+    Bench(BenchArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -162,4 +164,25 @@ pub struct PerplexityArgs {
     /// Threads (default: all cores).
     #[arg(short, long, default_value_t = 0)]
     pub threads: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    #[arg(short, long, default_value = llmos_store::DEFAULT_MODEL)]
+    pub model: String,
+    /// Prompt tokens for the pp test (0: skip it).
+    #[arg(short = 'p', long, default_value_t = 512)]
+    pub n_prompt: usize,
+    /// Generated tokens for the tg test (0: skip it).
+    #[arg(short = 'n', long, default_value_t = 128)]
+    pub n_gen: usize,
+    /// Threads (default: all cores).
+    #[arg(short, long, default_value_t = 0)]
+    pub threads: usize,
+    /// Timed repetitions of each test, after one warm-up run.
+    #[arg(short, long, default_value_t = 5)]
+    pub reps: usize,
+    /// One JSON object per test, one per line.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -1,6 +1,7 @@
 //! `llmos`: the command-line front end. Thin by design: each subcommand parses
 //! its flags, calls the libraries, prints, and maps errors to exit codes.
 
+mod bench;
 mod chat;
 mod cli;
 mod info;
@@ -140,6 +141,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Perplexity(args) => {
             let path = resolve(&store()?, &args.model)?;
             perplexity::run(&path, &args)
+        }
+        Command::Bench(args) => {
+            let path = resolve(&store()?, &args.model)?;
+            bench::run(&path, &args)
         }
     }
 }
