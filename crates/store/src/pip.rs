@@ -150,7 +150,7 @@ fn find_wheel(dir: &Path, package: &str) -> Option<PathBuf> {
 }
 
 /// Bytes under `dir`, recursively (pip's partial download lives somewhere in there).
-fn tree_size(dir: &Path) -> u64 {
+pub(crate) fn tree_size(dir: &Path) -> u64 {
     let Ok(entries) = fs::read_dir(dir) else {
         return 0;
     };

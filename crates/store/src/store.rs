@@ -14,6 +14,7 @@ use crate::error::StoreError;
 use crate::fetch;
 use crate::http::{self, is_url, strip_gguf, url_model_name};
 use crate::interrupt;
+use crate::pip::tree_size;
 use crate::pip::Pip;
 use crate::progress::{Progress, Reporter};
 use crate::staging::{self, describe_magic, read_magic, Sink, Staging, GGUF_MAGIC};
@@ -490,20 +491,6 @@ fn dir_complete(entry: &CatalogEntry, dir: &Path) -> bool {
         && entry.files.iter().all(|f| {
             fs::metadata(dir.join(f.path)).is_ok_and(|m| m.is_file() && m.len() == f.bytes)
         })
-}
-
-fn tree_size(dir: &Path) -> u64 {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => tree_size(&e.path()),
-            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 #[cfg(test)]
