@@ -4,14 +4,18 @@
 //! Design, as ggml: the activations are quantized once per call to the
 //! weight type's [`quant::vec_dot_type`], then every output element is one
 //! dot product of a weight row with an activation row. Work is split into
-//! blocks of output rows (features); each block is one pool task and loops
-//! over the tokens in tiles of [`TOKEN_TILE`], four tokens per weight-row pass
-//! (`dot4`), so in prefill each weight block is decoded once per four tokens
-//! and stays in cache across tiles.
+//! blocks of output rows (features), one pool task each. With AVX-512 VNNI
+//! the legacy formats, q4_K, q5_K and q6_K go through a register-tiled GEMM
+//! (`simd::x86::gemm`: 16 rows × 8 tokens per inner loop, each 16-row tile
+//! unpacked once per call into an L1 buffer); otherwise a task loops over
+//! the tokens in tiles of [`TOKEN_TILE`], four tokens per weight-row pass
+//! (`dot4`).
 //!
-//! Determinism: each output element is computed by one dot with a fixed
-//! operation order (`dot4` lane k equals `dot` on token k bit for bit), so the
-//! result does not depend on the thread count, the tiling or the batch size.
+//! Determinism: each output element is computed with a fixed operation
+//! order that depends only on its weight row and its token (`dot4` lane k
+//! equals `dot` on token k bit for bit; a GEMM lane does what a one-row,
+//! one-token call does), so the result does not depend on the thread count,
+//! the tiling or the batch size (tested at every level).
 //!
 //! ```
 //! use llmos_kernels::matmul::{matmul, matmul_scalar, MatmulScratch, QMatrix};
@@ -35,7 +39,7 @@
 
 use crate::pool::ThreadPool;
 use crate::quant;
-use crate::simd::{self, Kernel};
+use crate::simd::{self, Kernel, SimdLevel};
 use llmos_gguf::GgmlType;
 
 /// Tokens per tile: a tile's quantized activations (16 × a few KiB) stay in
@@ -164,6 +168,10 @@ impl<'a> QMatrix<'a> {
 pub struct MatmulScratch {
     /// (n, activation row bytes)
     q: Vec<u8>,
+    /// (n, blocks per row): per activation block the scale and offset
+    /// correction the tiled GEMM needs (legacy weight types only).
+    #[cfg(target_arch = "x86_64")]
+    aux: Vec<simd::Aux>,
 }
 
 /// A pointer to `y` that pool tasks may share; each task writes only its own
@@ -181,6 +189,25 @@ impl OutPtr {
 unsafe impl Send for OutPtr {}
 // SAFETY: as above.
 unsafe impl Sync for OutPtr {}
+
+/// Same, for the GEMM's activation side data.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct AuxPtr(*mut simd::Aux);
+
+#[cfg(target_arch = "x86_64")]
+impl AuxPtr {
+    /// A method (not the field) so closures capture the whole `Sync` wrapper.
+    fn get(self) -> *mut simd::Aux {
+        self.0
+    }
+}
+// SAFETY: tasks write disjoint rows (see `quantize_activations`).
+#[cfg(target_arch = "x86_64")]
+unsafe impl Send for AuxPtr {}
+// SAFETY: as above.
+#[cfg(target_arch = "x86_64")]
+unsafe impl Sync for AuxPtr {}
 
 /// Same, for the quantized activation rows.
 #[derive(Clone, Copy)]
@@ -235,16 +262,54 @@ pub fn matmul(
     y: &mut [f32],
     scratch: &mut MatmulScratch,
 ) {
+    matmul_level(simd::best_level(), pool, w, x, n, y, scratch);
+}
+
+/// [`matmul`] with the kernels of a given level (for tests and benchmarks);
+/// returns false, computing nothing, if this CPU lacks the level.
+///
+/// # Panics
+/// As [`matmul`].
+pub fn matmul_at(
+    level: SimdLevel,
+    pool: &ThreadPool,
+    w: &QMatrix,
+    x: &[f32],
+    n: usize,
+    y: &mut [f32],
+    scratch: &mut MatmulScratch,
+) -> bool {
+    if !level.is_available() {
+        return false;
+    }
+    matmul_level(level, pool, w, x, n, y, scratch);
+    true
+}
+
+fn matmul_level(
+    level: SimdLevel,
+    pool: &ThreadPool,
+    w: &QMatrix,
+    x: &[f32],
+    n: usize,
+    y: &mut [f32],
+    scratch: &mut MatmulScratch,
+) {
     check_args(w, x, n, y);
     if n == 0 || w.rows == 0 {
         return;
     }
-    let a_row = quantize_activations(pool, w, x, n, scratch);
+    #[cfg(target_arch = "x86_64")]
+    if let Some(gemm) = simd::gemm_at(level, w.ty) {
+        matmul_gemm(gemm, pool, w, x, n, y, scratch);
+        return;
+    }
+    let a_row = quantize_activations(pool, w, x, n, scratch, false);
     let q = &scratch.q[..n * a_row];
-    let kernel = Kernel::best(w.ty);
+    let kernel = Kernel::at(level, w.ty).unwrap_or_else(|| Kernel::best(w.ty));
     let (rows, cols) = (w.rows, w.cols);
 
-    let split = Split::new(rows, w.row_bytes(), n, pool.n_threads());
+    let split = Split::new(rows, w.row_bytes(), n, pool.n_threads(), 1);
     let out = OutPtr(y.as_mut_ptr());
 
     pool.run(split.tasks(), |task| {
@@ -276,6 +341,63 @@ pub fn matmul(
     });
 }
 
+/// Activation bytes a GEMM token block may span: the block's quantized rows
+/// stay in L2 while the row tiles pass over them.
+#[cfg(target_arch = "x86_64")]
+const GEMM_BLOCK_ACT_BYTES: usize = 768 * 1024;
+
+/// The tiled-GEMM matmul (AVX-512 VNNI): tasks are blocks of whole 16-row
+/// tiles; each unpacks a tile once per token block and sweeps the tokens.
+#[cfg(target_arch = "x86_64")]
+fn matmul_gemm(
+    gemm: simd::GemmFn,
+    pool: &ThreadPool,
+    w: &QMatrix,
+    x: &[f32],
+    n: usize,
+    y: &mut [f32],
+    scratch: &mut MatmulScratch,
+) {
+    let a_row = quantize_activations(pool, w, x, n, scratch, true);
+    let nbk = w.cols / w.ty.block_size();
+    let q = &scratch.q[..n * a_row];
+    let aux: &[simd::Aux] = if scratch.aux.len() >= n * nbk {
+        &scratch.aux[..n * nbk]
+    } else {
+        &[]
+    };
+    let rows = w.rows;
+    let split = Split::new(rows, 0, n, pool.n_threads(), simd::TILE_ROWS);
+    let out = OutPtr(y.as_mut_ptr());
+    let token_block = (GEMM_BLOCK_ACT_BYTES / a_row.max(1)).max(64);
+    pool.run(split.tasks(), |task| {
+        let (rs, ts) = split.task(task);
+        let mut t0 = ts.start;
+        while t0 < ts.end {
+            let t1 = (t0 + token_block).min(ts.end);
+            let task = simd::Task {
+                w: w.data,
+                row_bytes: w.row_bytes(),
+                nbk,
+                q,
+                a_row,
+                aux,
+                rows: rs.clone(),
+                tokens: t0..t1,
+                y: out.get(),
+                y_stride: rows,
+            };
+            // SAFETY: `gemm_at` returned a kernel only for an available
+            // level. The task writes y[t * rows + r] for its (row, token)
+            // ranges only, which lie in y[..n * rows] (checked by
+            // `check_args`) and are disjoint between tasks; `y` stays
+            // borrowed until `run` returns. The kernel checks the slices.
+            unsafe { gemm(&task) };
+            t0 = t1;
+        }
+    });
+}
+
 /// How `matmul` cuts the output into tasks: blocks of rows, and for batches
 /// with too few row blocks to feed the pool, chunks of tokens too. Every
 /// (row, token) pair is in exactly one task; the cut does not change any
@@ -291,7 +413,9 @@ struct Split {
 }
 
 impl Split {
-    fn new(rows: usize, row_bytes: usize, n: usize, threads: usize) -> Split {
+    /// `align`: row blocks are a multiple of this many rows (the GEMM's
+    /// tile height), except the last.
+    fn new(rows: usize, row_bytes: usize, n: usize, threads: usize, align: usize) -> Split {
         let target = if threads > 1 {
             threads * BLOCKS_PER_THREAD
         } else {
@@ -302,7 +426,8 @@ impl Split {
         let block_rows = rows
             .div_ceil(target)
             .min((BLOCK_BYTES / row_bytes.max(1)).max(4))
-            .max(1);
+            .max(1)
+            .next_multiple_of(align.max(1));
         let n_blocks = rows.div_ceil(block_rows).max(1);
         // Few rows but many tokens: split the tokens, in whole tiles.
         let tiles = n.div_ceil(TOKEN_TILE).max(1);
@@ -347,6 +472,7 @@ fn quantize_activations(
     x: &[f32],
     n: usize,
     scratch: &mut MatmulScratch,
+    with_aux: bool,
 ) -> usize {
     let at = quant::vec_dot_type(w.ty);
     let cols = w.cols;
@@ -354,12 +480,31 @@ fn quantize_activations(
     if scratch.q.len() < n * a_row {
         scratch.q.resize(n * a_row, 0);
     }
+    #[cfg(target_arch = "x86_64")]
+    let (aux, nbk) = {
+        let nbk = cols / at.block_size();
+        let legacy = with_aux && at.block_size() == quant::blocks::QK;
+        if legacy && scratch.aux.len() < n * nbk {
+            scratch.aux.resize(n * nbk, [0; 2]);
+        }
+        (AuxPtr(if legacy { scratch.aux.as_mut_ptr() } else { std::ptr::null_mut() }), nbk)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = with_aux;
     let quantize_one = |t: usize, dst: &mut [u8]| {
         // The SIMD quantizer: byte-identical to `quant::quantize_row`.
         let r = simd::quantize_row(at, &x[t * cols..(t + 1) * cols], dst);
         // Unreachable: `check_args` verified that `cols` splits into whole
         // blocks of `at`, and `dst` is exactly one row.
         debug_assert!(r.is_ok(), "quantize {at}: {r:?}");
+        #[cfg(target_arch = "x86_64")]
+        if !aux.get().is_null() {
+            // SAFETY: the aux rows were sized to n * nbk above; row t
+            // belongs to this call of `quantize_one` only (as `dst`), and
+            // `scratch` stays mutably borrowed until the quantizing ends.
+            let row = unsafe { std::slice::from_raw_parts_mut(aux.get().add(t * nbk), nbk) };
+            simd::legacy_aux(w.ty, dst, row);
+        }
     };
     const TOKENS_PER_TASK: usize = 4;
     if n < 2 * TOKENS_PER_TASK || pool.n_threads() == 1 {
@@ -412,8 +557,8 @@ mod tests {
         for rows in [1, 3, 7, 64, 577] {
             for n in [1, 4, 15, 16, 17, 100, 513] {
                 for threads in [1, 2, 3, 8] {
-                    for row_bytes in [18, 952, 300_000] {
-                        let s = Split::new(rows, row_bytes, n, threads);
+                    for (row_bytes, align) in [(18, 1), (952, 1), (300_000, 1), (0, 16)] {
+                        let s = Split::new(rows, row_bytes, n, threads, align);
                         let mut hits = vec![0u8; rows * n];
                         for i in 0..s.tasks() {
                             let (rs, ts) = s.task(i);
@@ -432,9 +577,9 @@ mod tests {
 
     #[test]
     fn few_rows_many_tokens_splits_tokens() {
-        let s = Split::new(2, 100, 256, 2);
+        let s = Split::new(2, 100, 256, 2, 1);
         assert!(s.tasks() >= 8, "{s:?}");
-        let s = Split::new(4096, 100, 256, 2);
+        let s = Split::new(4096, 100, 256, 2, 1);
         assert_eq!(s.n_chunks, 1, "{s:?}");
     }
 }

@@ -3,7 +3,7 @@
 
 mod simd_data;
 
-use llmos_kernels::matmul::{matmul, matmul_scalar, MatmulError, MatmulScratch, QMatrix};
+use llmos_kernels::matmul::{matmul, matmul_at, matmul_scalar, MatmulError, MatmulScratch, QMatrix};
 use llmos_kernels::pool::ThreadPool;
 use llmos_kernels::{quant, simd, GgmlType};
 use simd_data::{row_bytes, weight_row, Rng};
@@ -164,4 +164,72 @@ fn matmul_rejects_short_output() {
         &mut y,
         &mut MatmulScratch::default(),
     );
+}
+
+/// Rule for batching users together: an output must not depend on how many
+/// tokens share the call. matmul with n = 37 equals 37 calls with n = 1, bit
+/// for bit, for every type at every level this CPU has (row counts that
+/// leave partial 16-row GEMM tiles, thread counts 1 and 2).
+#[test]
+fn matmul_n37_equals_37_single_token_calls_at_every_level() {
+    let pools = [ThreadPool::new(1), ThreadPool::new(2)];
+    let mut rng = Rng(37);
+    let mut scratch = MatmulScratch::default();
+    for level in simd::SimdLevel::available() {
+        for ty in simd_data::types() {
+            for (rows, cols) in [(37, 512), (16, 768), (5, 256)] {
+                let data = random_matrix(&mut rng, ty, rows, cols);
+                let w = QMatrix::new(ty, &data, rows, cols).expect("valid matrix");
+                let n = 37;
+                let x = rng.floats(n * cols, 1.0);
+                for pool in &pools {
+                    let mut y = vec![f32::NAN; n * rows];
+                    assert!(matmul_at(level, pool, &w, &x, n, &mut y, &mut scratch));
+                    for t in 0..n {
+                        let mut y1 = vec![f32::NAN; rows];
+                        let xt = &x[t * cols..(t + 1) * cols];
+                        assert!(matmul_at(level, pool, &w, xt, 1, &mut y1, &mut scratch));
+                        for r in 0..rows {
+                            assert_eq!(
+                                y[t * rows + r].to_bits(),
+                                y1[r].to_bits(),
+                                "{level:?} {ty} {rows}x{cols} token {t} row {r} threads={}",
+                                pool.n_threads()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every level's matmul against the scalar twin (the default-level test
+/// above covers only the best level).
+#[test]
+fn matmul_at_every_level_matches_scalar_twin() {
+    let pool = ThreadPool::new(2);
+    let mut rng = Rng(11);
+    let mut scratch = MatmulScratch::default();
+    for level in simd::SimdLevel::available() {
+        for ty in simd_data::types() {
+            for (rows, cols, n) in [(37, 512, 21), (130, 768, 9), (3, 256, 1)] {
+                let data = random_matrix(&mut rng, ty, rows, cols);
+                let w = QMatrix::new(ty, &data, rows, cols).expect("valid matrix");
+                let x = rng.floats(n * cols, 1.0);
+                let mut y_ref = vec![0f32; n * rows];
+                matmul_scalar(&w, &x, n, &mut y_ref);
+                let wmax = simd_data::decode(ty, &data, rows * cols)
+                    .iter()
+                    .fold(0f32, |m, v| m.max(v.abs()));
+                let xmax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let tol = 1e-5 * cols as f32 * wmax * xmax + 1e-30;
+                let mut y = vec![f32::NAN; n * rows];
+                assert!(matmul_at(level, &pool, &w, &x, n, &mut y, &mut scratch));
+                for (i, (a, b)) in y.iter().zip(&y_ref).enumerate() {
+                    assert!((a - b).abs() <= tol, "{level:?} {ty} {rows}x{cols} n={n} y[{i}] = {a}, scalar {b}");
+                }
+            }
+        }
+    }
 }

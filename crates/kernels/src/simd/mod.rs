@@ -113,6 +113,24 @@ pub(crate) type DotFn = unsafe fn(w: &[u8], a: &[u8], n: usize) -> f32;
 /// `a[k * stride..][..row]`, k in 0..4.
 pub(crate) type Dot4Fn = unsafe fn(w: &[u8], a: &[u8], stride: usize, n: usize) -> [f32; 4];
 
+/// Runs one tiled-GEMM matmul task. Unsafe for the same reason as
+/// [`DotFn`], and because the task's output pointer must be valid.
+#[cfg(target_arch = "x86_64")]
+pub(crate) type GemmFn = unsafe fn(task: &x86::Task);
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) use x86::{legacy_aux, Aux, Task, TILE_ROWS};
+
+/// The tiled GEMM for `ty` at `level`, if this CPU has the level and the
+/// level has one (AVX-512 VNNI: the legacy formats, q4_K, q5_K, q6_K).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn gemm_at(level: SimdLevel, ty: GgmlType) -> Option<GemmFn> {
+    if !level.is_available() {
+        return None;
+    }
+    x86::gemm(level, ty)
+}
+
 /// `quantize(src, dst)`: an activation row (whole blocks) into exactly its
 /// bytes. Unsafe for the same reason as [`DotFn`].
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
