@@ -34,7 +34,7 @@
 //! Cost (measured on the 2-core dev machine, release build, Qwen2.5's 152k
 //! vocabulary; `tests/grammar.rs::mask_time_per_token` and
 //! `tests/model_decode.rs` print them): building the vocabulary 0.4–1 s,
-//! once per model; compiling a schema or tool set 2–5 ms; a mask 25 µs
+//! once per model (load it with the model, off the request path); compiling a schema or tool set 2–5 ms; a mask 25 µs
 //! mean inside JSON, ~0.1–0.3 ms mean in `auto` free text (a few ms at
 //! worst) — small next to a decode step of the 0.5B model (~30 ms).
 //!
@@ -74,3 +74,17 @@ pub use tools::{
     parse_tool_calls, parse_tool_calls_for, render_tools_prompt, ParsedOutput, ToolCall,
 };
 pub use vocab::GrammarVocab;
+
+#[cfg(test)]
+mod tests {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+
+    /// The server shares a vocabulary between requests and moves each
+    /// constraint to the engine thread.
+    #[test]
+    fn vocab_is_shareable_and_constraints_move() {
+        send_sync::<super::GrammarVocab>();
+        send::<super::Constraint>();
+    }
+}

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use toktrie::{TokEnv, TokRxInfo, TokTrie, TokenId, TokenizerEnv};
 
 /// A model's vocabulary as llguidance sees it: a token trie over each token's
-/// bytes, plus a compiled-grammar factory. Built once per model (a few tens
-/// of ms for a 150k vocabulary); cloning shares it.
+/// bytes, plus a compiled-grammar factory. Built once per model (about
+/// 0.25 s for the trie and 0.5 s for llguidance's precomputed token slices,
+/// which keep JSON masks fast, for a 152k vocabulary); cloning shares it.
 ///
 /// Token bytes follow llama.cpp's `common/llguidance.cpp`: a token's piece
 /// as `llama_detokenize(.., unparse_special = false)` gives it; tokens that
