@@ -10,9 +10,11 @@
 //!   run time; each is tested against its scalar twin.
 //! - `pool`: a persistent thread pool with a cheap barrier.
 //! - `matmul`: y = x·Wᵀ for a batch of activation rows (prefill is a GEMM).
+//! - `attn`: attention over an f16 KV cache (scores, exp, weighted values).
 //! - `ops`: f32 element-wise and row ops (rmsnorm, softmax, rope, activations).
 #![allow(unsafe_code)]
 
+pub mod attn;
 pub mod matmul;
 pub mod ops;
 pub mod par;

@@ -54,4 +54,8 @@ pub enum ModelError {
     BadPosition { pos: usize, filled: usize },
     #[error("empty batch: forward needs at least one token")]
     EmptyBatch,
+    #[error(
+        "a step of {tokens} tokens exceeds the batch size {max_batch} the buffers were made for"
+    )]
+    BatchTooLarge { tokens: usize, max_batch: usize },
 }

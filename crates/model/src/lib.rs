@@ -20,8 +20,8 @@ pub use error::ModelError;
 pub use weights::{Layer, Mat, Weights};
 
 use half::f16;
-use llmos_gguf::GgmlType;
 use llmos_gguf::GgufFile;
+use llmos_kernels::attn;
 use llmos_kernels::matmul::{matmul, MatmulScratch};
 use llmos_kernels::ops::{self, Rope};
 use llmos_kernels::par::for_each_chunk_pair_mut;
@@ -50,34 +50,21 @@ pub struct Model {
     rope_swa: Rope,
 }
 
-/// Per-sequence state: the KV cache and scratch buffers for up to
-/// `max_batch` tokens per forward step.
-pub struct State {
+/// One sequence's KV cache: keys and values (f16, as llama.cpp's default
+/// cache) for up to `n_ctx` positions, and how many are filled.
+pub struct KvCache {
     n_ctx: usize,
-    max_batch: usize,
     /// Tokens whose keys and values are in the cache.
     filled: usize,
-    key_cache: Vec<f16>, // (n_layer, n_ctx, kv_dim)
-    val_cache: Vec<f16>, // (n_layer, n_ctx, v_dim)
-    scores: Vec<f32>,    // (ATT_GROUPS, n_ctx) softmax scratch, one row per task group
-    x: Vec<f32>,         // (B, n_embd) residual stream
-    xb: Vec<f32>,        // (B, n_embd) normed input of a sub-block
-    xb2: Vec<f32>,       // (B, n_embd) output of a sub-block
-    q: Vec<f32>,         // (B, q_dim)
-    k: Vec<f32>,         // (B, kv_dim)
-    v: Vec<f32>,         // (B, v_dim)
-    att: Vec<f32>,       // (B, n_head * head_dim_v)
-    hb: Vec<f32>,        // (B, n_ff)
-    hb2: Vec<f32>,       // (B, n_ff)
-    logits: Vec<f32>,    // (n_out, n_vocab)
-    mm: MatmulScratch,
+    key: Vec<f16>, // (n_layer, n_ctx, kv_dim)
+    val: Vec<f16>, // (n_layer, n_ctx, v_dim)
 }
 
-impl State {
+impl KvCache {
     pub fn n_ctx(&self) -> usize {
         self.n_ctx
     }
-    /// Tokens currently held in the KV cache.
+    /// Tokens currently held.
     pub fn len(&self) -> usize {
         self.filled
     }
@@ -88,9 +75,73 @@ impl State {
     pub fn truncate(&mut self, pos: usize) {
         self.filled = self.filled.min(pos);
     }
+    /// Bytes allocated for keys and values.
+    pub fn kv_bytes(&self) -> usize {
+        (self.key.len() + self.val.len()) * std::mem::size_of::<f16>()
+    }
+}
+
+/// Activation buffers for up to `max_batch` tokens per step, shared by every
+/// sequence a step serves; allocated once, reused by every step.
+pub struct Scratch {
+    max_batch: usize,
+    scores: Vec<f32>, // (ATT_GROUPS, n_ctx max) softmax scratch, one row per task group
+    x: Vec<f32>,      // (B, n_embd) residual stream
+    xb: Vec<f32>,     // (B, n_embd) normed input of a sub-block
+    xb2: Vec<f32>,    // (B, n_embd) output of a sub-block
+    q: Vec<f32>,      // (B, q_dim)
+    k: Vec<f32>,      // (B, kv_dim)
+    v: Vec<f32>,      // (B, v_dim)
+    att: Vec<f32>,    // (B, n_head * head_dim_v)
+    hb: Vec<f32>,     // (B, n_ff)
+    hb2: Vec<f32>,    // (B, n_ff)
+    /// Per token of the step: (index of its sequence, its position).
+    tok_seq: Vec<(u32, u32)>,
+    logits: Vec<f32>, // (n_out, n_vocab)
+    mm: MatmulScratch,
+}
+
+impl Scratch {
+    /// Most tokens one step may carry, over all its sequences.
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+}
+
+/// One sequence's part of a [`Model::forward_multi`] step: `tokens` at
+/// positions `pos..pos + tokens.len()` of `kv`, and which logits it wants.
+pub struct SeqStep<'a> {
+    pub kv: &'a mut KvCache,
+    pub tokens: &'a [u32],
+    pub pos: usize,
+    pub logits: Logits,
+}
+
+/// A single sequence: its KV cache plus its own scratch buffers. The simple
+/// interface for one user at a time (CLI, perplexity, bench).
+pub struct State {
+    kv: KvCache,
+    scratch: Scratch,
+}
+
+impl State {
+    pub fn n_ctx(&self) -> usize {
+        self.kv.n_ctx
+    }
+    /// Tokens currently held in the KV cache.
+    pub fn len(&self) -> usize {
+        self.kv.filled
+    }
+    pub fn is_empty(&self) -> bool {
+        self.kv.filled == 0
+    }
+    /// Forget everything from position `pos` on (e.g. to reuse a prefix).
+    pub fn truncate(&mut self, pos: usize) {
+        self.kv.truncate(pos);
+    }
     /// Bytes held by the KV cache.
     pub fn kv_bytes(&self) -> usize {
-        (self.key_cache.len() + self.val_cache.len()) * std::mem::size_of::<f16>()
+        self.kv.kv_bytes()
     }
 }
 
@@ -128,15 +179,31 @@ impl Model {
     /// Allocates a state holding `n_ctx` tokens, running up to `max_batch`
     /// tokens per step.
     pub fn new_state(&self, n_ctx: usize, max_batch: usize) -> State {
+        State {
+            kv: self.new_kv(n_ctx),
+            scratch: self.new_scratch(max_batch, n_ctx),
+        }
+    }
+
+    /// Allocates an empty KV cache for `n_ctx` positions.
+    pub fn new_kv(&self, n_ctx: usize) -> KvCache {
+        let c = &self.cfg;
+        KvCache {
+            n_ctx,
+            filled: 0,
+            key: vec![f16::ZERO; c.n_layer * n_ctx * c.kv_dim()],
+            val: vec![f16::ZERO; c.n_layer * n_ctx * c.v_dim()],
+        }
+    }
+
+    /// Allocates activation buffers for steps of up to `max_batch` tokens
+    /// over KV caches of up to `max_ctx` positions.
+    pub fn new_scratch(&self, max_batch: usize, max_ctx: usize) -> Scratch {
         let c = &self.cfg;
         let b = max_batch.max(1);
-        State {
-            n_ctx,
+        Scratch {
             max_batch: b,
-            filled: 0,
-            key_cache: vec![f16::ZERO; c.n_layer * n_ctx * c.kv_dim()],
-            val_cache: vec![f16::ZERO; c.n_layer * n_ctx * c.v_dim()],
-            scores: vec![0.0; ATT_GROUPS * n_ctx],
+            scores: vec![0.0; ATT_GROUPS * max_ctx],
             x: vec![0.0; b * c.n_embd],
             xb: vec![0.0; b * c.n_embd],
             xb2: vec![0.0; b * c.n_embd],
@@ -146,6 +213,7 @@ impl Model {
             att: vec![0.0; b * c.n_head * c.head_dim_v],
             hb: vec![0.0; b * c.n_ff],
             hb2: vec![0.0; b * c.n_ff],
+            tok_seq: Vec::with_capacity(b),
             logits: Vec::new(),
             mm: MatmulScratch::default(),
         }
@@ -166,19 +234,130 @@ impl Model {
         want: Logits,
     ) -> Result<&'s [f32], ModelError> {
         let c = &self.cfg;
+        self.check_seq(&st.kv, tokens, pos)?;
+        // Logits are produced for tokens out_start.. of this call.
+        let out_start = match want {
+            Logits::Last => tokens.len() - 1,
+            Logits::All => 0,
+            Logits::Tail(n) => tokens.len() - n.clamp(1, tokens.len()),
+        };
+        let sc = &mut st.scratch;
+        sc.logits
+            .resize((tokens.len() - out_start) * c.n_vocab, 0.0);
+        let mut done = 0;
+        for chunk in tokens.chunks(sc.max_batch) {
+            let p = pos + done;
+            let mut seq = [SeqStep {
+                kv: &mut st.kv,
+                tokens: chunk,
+                pos: p,
+                logits: Logits::Last,
+            }];
+            self.step(pool, sc, &mut seq)?;
+            let first = out_start.max(done);
+            let end = done + chunk.len();
+            if first < end {
+                self.head(
+                    pool,
+                    sc,
+                    first - done..end - done,
+                    (first - out_start) * c.n_vocab,
+                );
+            }
+            done = end;
+        }
+        Ok(&st.scratch.logits)
+    }
+
+    /// One pass over the weights for every sequence in `seqs` (continuous
+    /// batching: a server's decode tokens and prefill chunks share a step).
+    /// Each sequence's tokens go into its own KV cache; the result holds the
+    /// logits each asked for, in the order of `seqs` (one row for
+    /// [`Logits::Last`], `tokens.len()` for [`Logits::All`], `n` for
+    /// [`Logits::Tail`]).
+    ///
+    /// # Errors
+    /// An empty `seqs`, more tokens in all than `scratch.max_batch()`, or any
+    /// error [`Model::forward`] reports for one of the sequences; then no
+    /// cache is changed.
+    pub fn forward_multi<'s>(
+        &self,
+        pool: &ThreadPool,
+        sc: &'s mut Scratch,
+        seqs: &mut [SeqStep<'_>],
+    ) -> Result<&'s [f32], ModelError> {
+        let c = &self.cfg;
+        if seqs.is_empty() {
+            return Err(ModelError::EmptyBatch);
+        }
+        let total: usize = seqs.iter().map(|s| s.tokens.len()).sum();
+        if total > sc.max_batch {
+            return Err(ModelError::BatchTooLarge {
+                tokens: total,
+                max_batch: sc.max_batch,
+            });
+        }
+        for s in seqs.iter() {
+            self.check_seq(s.kv, s.tokens, s.pos)?;
+            if s.pos + s.tokens.len() > sc.scores.len() / ATT_GROUPS {
+                return Err(ModelError::ContextFull {
+                    needed: s.pos + s.tokens.len(),
+                    n_ctx: sc.scores.len() / ATT_GROUPS,
+                    n_ctx_train: c.n_ctx_train,
+                });
+            }
+        }
+        self.step(pool, sc, seqs)?;
+        // The rows of the step that produce logits, gathered in order.
+        let n_out: usize = seqs
+            .iter()
+            .map(|s| out_rows(s.logits, s.tokens.len()))
+            .sum();
+        sc.logits.resize(n_out * c.n_vocab, 0.0);
+        let e = c.n_embd;
+        let (mut row, mut out) = (0, 0);
+        for s in seqs.iter() {
+            let n = s.tokens.len();
+            let k = out_rows(s.logits, n);
+            for r in row + n - k..row + n {
+                let xr = &sc.x[r * e..(r + 1) * e];
+                ops::rmsnorm(
+                    &mut sc.xb[out * e..(out + 1) * e],
+                    xr,
+                    &self.weights.output_norm,
+                    c.norm_eps,
+                );
+                out += 1;
+            }
+            row += n;
+        }
+        matmul(
+            pool,
+            &self.weights.output.q(&self.file),
+            &sc.xb[..n_out * e],
+            n_out,
+            &mut sc.logits[..n_out * c.n_vocab],
+            &mut sc.mm,
+        );
+        Ok(&sc.logits)
+    }
+
+    /// The checks every sequence of a step must pass.
+    fn check_seq(&self, kv: &KvCache, tokens: &[u32], pos: usize) -> Result<(), ModelError> {
+        let c = &self.cfg;
         if tokens.is_empty() {
             return Err(ModelError::EmptyBatch);
         }
-        if pos > st.filled {
+        if pos > kv.filled {
             return Err(ModelError::BadPosition {
                 pos,
-                filled: st.filled,
+                filled: kv.filled,
             });
         }
-        if pos + tokens.len() > st.n_ctx {
+        if pos + tokens.len() > kv.n_ctx {
             return Err(ModelError::ContextFull {
                 needed: pos + tokens.len(),
-                n_ctx: st.n_ctx,
+                n_ctx: kv.n_ctx,
                 n_ctx_train: c.n_ctx_train,
             });
         }
@@ -188,52 +367,35 @@ impl Model {
                 n_vocab: c.n_vocab,
             });
         }
-        // Logits are produced for tokens out_start.. of this call.
-        let out_start = match want {
-            Logits::Last => tokens.len() - 1,
-            Logits::All => 0,
-            Logits::Tail(n) => tokens.len() - n.clamp(1, tokens.len()),
-        };
-        st.logits
-            .resize((tokens.len() - out_start) * c.n_vocab, 0.0);
-        let mut done = 0;
-        for chunk in tokens.chunks(st.max_batch) {
-            let p = pos + done;
-            self.forward_batch(pool, st, chunk, p)?;
-            st.filled = p + chunk.len();
-            let first = out_start.max(done);
-            let end = done + chunk.len();
-            if first < end {
-                self.head(
-                    pool,
-                    st,
-                    end - first,
-                    first - done,
-                    (first - out_start) * c.n_vocab,
-                );
-            }
-            done = end;
-        }
-        Ok(&st.logits)
+        Ok(())
     }
 
-    /// One step over `toks` (≤ max_batch) at positions `pos..`; leaves the
-    /// final hidden states in `st.x`.
-    fn forward_batch(
+    /// One step over the tokens of `seqs` (checked by the caller, at most
+    /// `max_batch` in all), stacked as rows in order; leaves the final
+    /// hidden states in `sc.x` and marks the tokens filled in each cache.
+    fn step(
         &self,
         pool: &ThreadPool,
-        st: &mut State,
-        toks: &[u32],
-        pos: usize,
+        sc: &mut Scratch,
+        seqs: &mut [SeqStep<'_>],
     ) -> Result<(), ModelError> {
         let c = &self.cfg;
         let w = &self.weights;
         let f = &*self.file;
-        let (b, e) = (toks.len(), c.n_embd);
+        let e = c.n_embd;
+        sc.tok_seq.clear();
+        for (i, s) in seqs.iter().enumerate() {
+            for t in 0..s.tokens.len() {
+                sc.tok_seq.push((i as u32, (s.pos + t) as u32));
+            }
+        }
+        let b = sc.tok_seq.len();
+        let st = sc;
 
         // embed: one dequantized row per token, scaled for Gemma
         let emb = w.tok_embd.q(f);
-        for (t, &tok) in toks.iter().enumerate() {
+        let toks = seqs.iter().flat_map(|s| s.tokens.iter());
+        for (t, &tok) in toks.enumerate() {
             let row = &emb.data[tok as usize * emb.row_bytes()..][..emb.row_bytes()];
             let x = &mut st.x[t * e..(t + 1) * e];
             quant::dequantize_row(emb.ty, row, x).map_err(|source| ModelError::Kernel {
@@ -294,69 +456,77 @@ impl Model {
                 &self.rope
             };
             let hd = c.head_dim;
-            for t in 0..b {
+            for (t, &(_, p)) in st.tok_seq.iter().enumerate() {
+                let p = p as usize;
                 let qt = &mut st.q[t * c.q_dim()..(t + 1) * c.q_dim()];
                 for head in qt.chunks_exact_mut(hd) {
                     if let Some(n) = &l.q_norm {
                         ops::rmsnorm_inplace(head, n, c.norm_eps);
                     }
-                    rope.apply(head, pos + t);
+                    rope.apply(head, p);
                 }
                 let kt = &mut st.k[t * c.kv_dim()..(t + 1) * c.kv_dim()];
                 for head in kt.chunks_exact_mut(hd) {
                     if let Some(n) = &l.k_norm {
                         ops::rmsnorm_inplace(head, n, c.norm_eps);
                     }
-                    rope.apply(head, pos + t);
+                    rope.apply(head, p);
                 }
             }
             // cache k, v at their positions (f16, as llama.cpp's default cache)
             let (kvd, vd) = (c.kv_dim(), c.v_dim());
-            let kbase = il * st.n_ctx * kvd;
-            let vbase = il * st.n_ctx * vd;
-            to_f16(
-                &mut st.key_cache[kbase + pos * kvd..kbase + (pos + b) * kvd],
-                &st.k[..b * kvd],
-            );
-            to_f16(
-                &mut st.val_cache[vbase + pos * vd..vbase + (pos + b) * vd],
-                &st.v[..b * vd],
-            );
-            // attention over the cache: (token, head) pairs split into groups,
-            // each group with its own row of softmax scratch
+            let mut row = 0;
+            for s in seqs.iter_mut() {
+                let (n, n_ctx) = (s.tokens.len(), s.kv.n_ctx);
+                let kbase = (il * n_ctx + s.pos) * kvd;
+                let vbase = (il * n_ctx + s.pos) * vd;
+                to_f16(
+                    &mut s.kv.key[kbase..kbase + n * kvd],
+                    &st.k[row * kvd..(row + n) * kvd],
+                );
+                to_f16(
+                    &mut s.kv.val[vbase..vbase + n * vd],
+                    &st.v[row * vd..(row + n) * vd],
+                );
+                row += n;
+            }
+            // attention over each token's own cache: (token, head) pairs
+            // split into groups, each group with its own row of softmax
+            // scratch
             let window = if c.is_swa(il) { c.sliding_window } else { None };
-            let kc = &st.key_cache[kbase..kbase + (pos + b) * kvd];
-            let vc = &st.val_cache[vbase..vbase + (pos + b) * vd];
-            let q = &st.q;
+            let seqs_ro: &[SeqStep<'_>] = seqs;
+            let (q, tok_seq) = (&st.q, &st.tok_seq);
             let hdv = c.head_dim_v;
             let group = c.n_head / c.n_head_kv;
             let pairs = b * c.n_head;
             let per = pairs.div_ceil(ATT_GROUPS);
-            let n_ctx = st.n_ctx;
+            let score_row = st.scores.len() / ATT_GROUPS;
             let att = &mut st.att[..pairs * hdv];
             for_each_chunk_pair_mut(
                 pool,
                 att,
                 per * hdv,
                 &mut st.scores,
-                n_ctx,
+                score_row,
                 |g, out, scores| {
                     for (k, o) in out.chunks_exact_mut(hdv).enumerate() {
                         let i = g * per + k;
                         let (t, h) = (i / c.n_head, i % c.n_head);
+                        let (si, p) = tok_seq[t];
+                        let (kv, p) = (&*seqs_ro[si as usize].kv, p as usize);
                         let qh = &q[t * c.q_dim() + h * hd..][..hd];
                         let kvh = h / group;
-                        let p = pos + t;
                         let lo = window.map_or(0, |win| (p + 1).saturating_sub(win));
-                        let kv = KvView {
-                            k: kc,
-                            v: vc,
+                        let n_ctx = kv.n_ctx;
+                        let view = KvView {
+                            k: &kv.key[il * n_ctx * kvd..(il * n_ctx + p + 1) * kvd],
+                            v: &kv.val[il * n_ctx * vd..(il * n_ctx + p + 1) * vd],
                             k_stride: kvd,
                             v_stride: vd,
                             k_off: kvh * hd,
                             v_off: kvh * hdv,
                         };
-                        attend(o, qh, &kv, lo, p, c.attn_scale, scores);
+                        attend(o, qh, &view, lo, p, c.attn_scale, scores);
                     }
                 },
             );
@@ -425,31 +595,50 @@ impl Model {
             ops::add_inplace(&mut st.x[..b * e], &st.xb2[..b * e]);
             trace("l_out", il, &st.x[..b * e]);
         }
+        for s in seqs.iter_mut() {
+            s.kv.filled = s.pos + s.tokens.len();
+        }
         Ok(())
     }
 
-    /// Final norm and output head for `n` rows of `st.x` starting at row
-    /// `first`, written to `st.logits[offset..]`.
-    fn head(&self, pool: &ThreadPool, st: &mut State, n: usize, first: usize, offset: usize) {
+    /// Final norm and output head for `rows` of `sc.x`, written to
+    /// `sc.logits[offset..]`.
+    fn head(
+        &self,
+        pool: &ThreadPool,
+        sc: &mut Scratch,
+        rows: std::ops::Range<usize>,
+        offset: usize,
+    ) {
         let c = &self.cfg;
         let e = c.n_embd;
-        let rows = first * e..(first + n) * e;
+        let n = rows.len();
+        let rows = rows.start * e..rows.end * e;
         norm_rows(
-            &mut st.xb[rows.clone()],
-            &st.x[rows.clone()],
+            &mut sc.xb[rows.clone()],
+            &sc.x[rows.clone()],
             &self.weights.output_norm,
             e,
             c.norm_eps,
         );
-        let out = &mut st.logits[offset..offset + n * c.n_vocab];
+        let out = &mut sc.logits[offset..offset + n * c.n_vocab];
         matmul(
             pool,
             &self.weights.output.q(&self.file),
-            &st.xb[rows],
+            &sc.xb[rows],
             n,
             out,
-            &mut st.mm,
+            &mut sc.mm,
         );
+    }
+}
+
+/// How many of a sequence's `n` tokens produce logits.
+fn out_rows(want: Logits, n: usize) -> usize {
+    match want {
+        Logits::Last => 1,
+        Logits::All => n,
+        Logits::Tail(k) => k.clamp(1, n),
     }
 }
 
@@ -474,7 +663,7 @@ struct KvView<'a> {
 ///
 /// The numerics follow llama.cpp's default CPU path (f16 cache, no flash
 /// attention): q is rounded to f16 and dotted with the f16 keys in f32; the
-/// softmax is f32 with an f64 sum; the probabilities are rounded to f16
+/// softmax is f32; the probabilities are rounded to f16
 /// before weighting the values.
 fn attend(
     out: &mut [f32],
@@ -488,29 +677,13 @@ fn attend(
     let hd = q.len();
     let mut q16 = [f16::ZERO; MAX_HEAD_DIM];
     to_f16(&mut q16[..hd], q);
-    let qb: &[u8] = bytemuck::cast_slice(&q16[..hd]);
     let scores = &mut scores[..p + 1 - lo];
-    let mut max = f32::NEG_INFINITY;
-    for (s, j) in scores.iter_mut().zip(lo..=p) {
-        let k = &kv.k[j * kv.k_stride + kv.k_off..][..hd];
-        *s = llmos_kernels::simd::vec_dot(GgmlType::F16, bytemuck::cast_slice(k), qb, hd) * scale;
-        max = max.max(*s);
-    }
-    let mut sum = 0.0f64;
-    for s in scores.iter_mut() {
-        *s = (*s - max).exp();
-        sum += *s as f64;
-    }
-    let inv = (1.0 / sum) as f32;
-    out.iter_mut().for_each(|o| *o = 0.0);
-    let mut vrow = [0.0f32; MAX_HEAD_DIM];
-    let vrow = &mut vrow[..out.len()];
-    for (s, j) in scores.iter().zip(lo..=p) {
-        let w = f16::from_f32(*s * inv).to_f32();
-        let v = &kv.v[j * kv.v_stride + kv.v_off..][..out.len()];
-        half::slice::HalfFloatSliceExt::convert_to_f32_slice(v, vrow);
-        ops::axpy(out, w, vrow);
-    }
+    let keys = &kv.k[lo * kv.k_stride..];
+    attn::qk_f16(&q16[..hd], keys, kv.k_stride, kv.k_off, scale, scores);
+    let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+    let sum = attn::exp_sub_sum(scores, max);
+    let vals = &kv.v[lo * kv.v_stride..];
+    attn::pv_f16(out, scores, 1.0 / sum, vals, kv.v_stride, kv.v_off);
 }
 
 fn to_f16(dst: &mut [f16], src: &[f32]) {

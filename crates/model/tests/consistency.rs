@@ -5,7 +5,7 @@
 mod common;
 use common::model;
 use llmos_kernels::pool::ThreadPool;
-use llmos_model::Logits;
+use llmos_model::{Logits, SeqStep};
 
 fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
     let scale = a.iter().map(|x| x.abs()).fold(0.0f32, f32::max).max(1e-6);
@@ -60,6 +60,94 @@ fn check(name: &str) {
         .unwrap();
     let d = max_rel_diff(&batch[69 * nv..], last);
     assert!(d < 2e-3, "{name}: chunked prefill differs by {d}");
+    multi(name, &m, &pool, &toks);
+}
+
+/// Continuous batching: three sequences (a prefill, a one-token decode and a
+/// short chunk) in one `forward_multi` step give bit for bit the logits each
+/// gets alone: a user's results must not depend on who shares the batch.
+fn multi(name: &str, m: &llmos_model::Model, pool: &ThreadPool, toks: &[u32]) {
+    let nv = m.cfg.n_vocab;
+    // Alone: a (20 tokens, all logits); b (30 prefilled, then 1); c (5, last 2).
+    let mut sa = m.new_state(64, 64);
+    let a_alone = m
+        .forward(pool, &mut sa, &toks[..20], 0, Logits::All)
+        .unwrap()
+        .to_vec();
+    let mut sb = m.new_state(64, 64);
+    m.forward(pool, &mut sb, &toks[20..50], 0, Logits::Last)
+        .unwrap();
+    let b_alone = m
+        .forward(pool, &mut sb, &toks[50..51], 30, Logits::Last)
+        .unwrap()
+        .to_vec();
+    let mut sc = m.new_state(64, 64);
+    let c_alone = m
+        .forward(pool, &mut sc, &toks[51..56], 0, Logits::Tail(2))
+        .unwrap()
+        .to_vec();
+
+    let (mut ka, mut kb, mut kc) = (m.new_kv(64), m.new_kv(64), m.new_kv(64));
+    let mut scratch = m.new_scratch(32, 64);
+    {
+        let mut pre = [SeqStep {
+            kv: &mut kb,
+            tokens: &toks[20..50],
+            pos: 0,
+            logits: Logits::Last,
+        }];
+        m.forward_multi(pool, &mut scratch, &mut pre).unwrap();
+    }
+    let mut steps = [
+        SeqStep {
+            kv: &mut ka,
+            tokens: &toks[..20],
+            pos: 0,
+            logits: Logits::All,
+        },
+        SeqStep {
+            kv: &mut kb,
+            tokens: &toks[50..51],
+            pos: 30,
+            logits: Logits::Last,
+        },
+        SeqStep {
+            kv: &mut kc,
+            tokens: &toks[51..56],
+            pos: 0,
+            logits: Logits::Tail(2),
+        },
+    ];
+    let got = m
+        .forward_multi(pool, &mut scratch, &mut steps)
+        .unwrap()
+        .to_vec();
+    assert_eq!(got.len(), (20 + 1 + 2) * nv, "{name}: rows of logits");
+    assert!(
+        got[..20 * nv] == a_alone[..],
+        "{name}: sequence a differs in a shared step"
+    );
+    assert!(
+        got[20 * nv..21 * nv] == b_alone[..],
+        "{name}: sequence b differs in a shared step"
+    );
+    assert!(
+        got[21 * nv..] == c_alone[..],
+        "{name}: sequence c differs in a shared step"
+    );
+    assert_eq!((ka.len(), kb.len(), kc.len()), (20, 31, 5));
+
+    // Over the batch size: a clear error, and no cache touched.
+    let mut kd = m.new_kv(64);
+    let mut big = [SeqStep {
+        kv: &mut kd,
+        tokens: &toks[..40],
+        pos: 0,
+        logits: Logits::Last,
+    }];
+    let e = m.forward_multi(pool, &mut scratch, &mut big).unwrap_err();
+    assert!(e.to_string().contains("exceeds the batch size 32"), "{e}");
+    assert_eq!(kd.len(), 0);
 }
 
 #[test]
