@@ -5,6 +5,7 @@
 //! tokens it holds; [`Engine::generate`] reuses the longest cached prefix, so a
 //! multi-turn chat only prefills the new turn.
 
+pub mod batch;
 mod stop;
 
 pub use stop::StopMatcher;
