@@ -95,6 +95,52 @@ pub enum Command {
     Perplexity(PerplexityArgs),
     /// Measure prompt (pp) and generation (tg) speed, like llama-bench.
     Bench(BenchArgs),
+    /// Serve an OpenAI-compatible HTTP API (chat, completions, models, metrics).
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Models to serve (catalog name, .gguf path or URL; repeatable). A
+    /// request's `model` is the catalog name or the file's stem.
+    #[arg(short, long = "model", default_value = llmos_store::DEFAULT_MODEL)]
+    pub models: Vec<String>,
+    /// Address to bind; anything but loopback needs --api-key.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port (0: pick a free one; the address is printed to stderr).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Sequences generated at once per model, each with its own KV cache.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    /// Context per sequence in tokens (default: min(4096, the model's)).
+    #[arg(short, long, default_value_t = 0)]
+    pub ctx: usize,
+    /// Require `Authorization: Bearer KEY` (also read from $LLMOS_API_KEY).
+    #[arg(long, env = "LLMOS_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Allow browser requests from this origin (repeatable; `*` for any). Off by default.
+    #[arg(long)]
+    pub cors_origin: Vec<String>,
+    /// Requests that may wait for a slot; more get 429 with Retry-After.
+    #[arg(long, default_value_t = 64)]
+    pub queue: usize,
+    /// Largest `max_tokens` a request may ask for.
+    #[arg(long, default_value_t = 4096)]
+    pub max_tokens: usize,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 4 << 20)]
+    pub max_body: usize,
+    /// Most open connections; more wait to be accepted.
+    #[arg(long, default_value_t = 256)]
+    pub max_connections: usize,
+    /// Most tokens per forward step (decode tokens plus prefill chunks).
+    #[arg(long, default_value_t = 128)]
+    pub step_tokens: usize,
+    /// Threads per model (default: all cores).
+    #[arg(short, long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -6,6 +6,7 @@ mod chat;
 mod cli;
 mod info;
 mod perplexity;
+mod serve;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -146,6 +147,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let path = resolve(&store()?, &args.model)?;
             bench::run(&path, &args)
         }
+        Command::Serve(args) => serve::run(&store()?, &args),
     }
 }
 

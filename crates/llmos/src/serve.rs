@@ -1,0 +1,64 @@
+//! `llmos serve`: loads the models and hands them to llmos-server.
+
+use crate::cli::ServeArgs;
+use anyhow::{bail, Context, Result};
+use llmos_engine::batch::BatchConfig;
+use llmos_engine::{Engine, LoadOptions};
+use llmos_server::{api::Limits, ServerConfig};
+use llmos_store::Store;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+pub fn run(store: &Store, a: &ServeArgs) -> Result<ExitCode> {
+    // Refuse before loading anything.
+    if !llmos_server::is_loopback(&a.host) && a.api_key.as_deref().is_none_or(str::is_empty) {
+        bail!(llmos_server::ServerError::NeedsApiKey {
+            host: a.host.clone()
+        });
+    }
+    let mut models = Vec::new();
+    for spec in &a.models {
+        let path = crate::resolve(store, spec)?;
+        let engine = Engine::load(
+            &path,
+            LoadOptions {
+                threads: a.threads,
+                template: None,
+            },
+        )
+        .with_context(|| format!("loading {}", path.display()))?;
+        models.push((model_name(spec, &path), Arc::new(engine)));
+    }
+    let cfg = ServerConfig {
+        host: a.host.clone(),
+        port: a.port,
+        api_key: a.api_key.clone(),
+        cors_origins: a.cors_origin.clone(),
+        max_body_bytes: a.max_body,
+        max_connections: a.max_connections,
+        limits: Limits {
+            max_tokens: a.max_tokens,
+            ..Limits::default()
+        },
+        batch: BatchConfig {
+            slots: a.parallel.max(1),
+            n_ctx: a.ctx,
+            step_tokens: a.step_tokens,
+            queue: a.queue,
+        },
+    };
+    llmos_server::serve(cfg, models)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The name clients use: a catalog name as given, a file by its stem.
+fn model_name(spec: &str, path: &Path) -> String {
+    let looks_like_path = spec.contains('/') || spec.ends_with(".gguf") || spec.contains("://");
+    if looks_like_path {
+        path.file_stem()
+            .map_or_else(|| spec.to_string(), |s| s.to_string_lossy().into_owned())
+    } else {
+        spec.to_string()
+    }
+}
