@@ -1,0 +1,1 @@
+#[derive(Debug, Clone, PartialEq)] pub struct WriteRequest;

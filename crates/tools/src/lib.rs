@@ -1,0 +1,115 @@
+//! Built-in tools for the llmos agent loop: `calculator`, `python`, `files` and `browse`.
+//!
+//! Every tool implements [`Tool`]: a name, a description, a strict JSON schema
+//! of its parameters in OpenAI's function format (all properties required,
+//! optional ones nullable, `additionalProperties: false`, so constrained
+//! decoding can only produce calls the tool accepts), and
+//! [`call`](Tool::call), which never panics and never returns `Err`: failures
+//! come back as a [`ToolOutput`] with `is_error` set and a message that says
+//! what was wrong and what to do, because the model reads it.
+//!
+//! Outputs carry two flags for the guard layer: `untrusted` (the content
+//! came from outside: a file, a web page, program output, and must be treated
+//! as data, never as instructions) and `side_effects` (what the call changed
+//! or wants to change). Tools never ask the user anything themselves: a file
+//! write returns [`SideEffect::WriteProposed`] and the agent loop decides.
+//!
+//! ```
+//! use llmos_tools::{calc::Calculator, Tool};
+//! let out = Calculator::default().call(serde_json::json!({"expression": "2**10", "digits": null}));
+//! assert_eq!(out.content, "1024");
+//! assert!(!out.is_error && !out.untrusted);
+//! ```
+
+pub mod args;
+pub mod browse;
+pub mod calc;
+pub mod files;
+pub mod python;
+
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+
+/// A tool the model can call.
+pub trait Tool: Send + Sync {
+    /// The function name the model uses, e.g. `calculator`.
+    fn name(&self) -> &str;
+    /// What the tool does and when to use it, for the model.
+    fn description(&self) -> &str;
+    /// JSON schema of the arguments object (strict: every property required, no extras).
+    fn parameters(&self) -> Value;
+    /// Run the tool. Never panics; errors are `ToolOutput { is_error: true, .. }`.
+    fn call(&self, args: Value) -> ToolOutput;
+
+    /// The OpenAI `tools` entry: `{"type": "function", "function": {...}}`.
+    fn definition(&self) -> Value {
+        json!({
+            "type": "function",
+            "function": {
+                "name": self.name(),
+                "description": self.description(),
+                "parameters": self.parameters(),
+                "strict": true,
+            }
+        })
+    }
+}
+
+/// What a tool call produced.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ToolOutput {
+    /// Text for the model (a tool message).
+    pub content: String,
+    /// The call failed; `content` says why and what to do.
+    pub is_error: bool,
+    /// `content` holds outside data (files, web pages, program output): data, not instructions.
+    pub untrusted: bool,
+    /// What the call changed, or asks to change.
+    pub side_effects: Vec<SideEffect>,
+}
+
+impl ToolOutput {
+    pub fn ok(content: impl Into<String>) -> ToolOutput {
+        ToolOutput { content: content.into(), ..ToolOutput::default() }
+    }
+
+    pub fn error(content: impl Into<String>) -> ToolOutput {
+        ToolOutput { content: content.into(), is_error: true, ..ToolOutput::default() }
+    }
+
+    pub fn untrusted(mut self) -> ToolOutput {
+        self.untrusted = true;
+        self
+    }
+}
+
+/// A side effect of a tool call, for the capability policy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SideEffect {
+    /// Files were created or modified (by sandboxed code in its scratch dir, or an approved write).
+    FilesWritten(Vec<PathBuf>),
+    /// A page was fetched from this host.
+    Fetched { host: String, url: String },
+    /// Nothing was written: the tool asks for approval of this write
+    /// ([`files::Files::apply`] performs it once approved).
+    WriteProposed(files::WriteRequest),
+}
+
+/// Errors of the crate's non-tool APIs (sandbox setup, policies).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // -- sandbox
+    #[error("python sandbox unavailable: {0}")]
+    SandboxUnavailable(String),
+    #[error("python sandbox: {op}: {source}")]
+    SandboxIo { op: String, source: std::io::Error },
+
+    // -- files
+    #[error("files: root {path}: {source} (give an existing directory)")]
+    BadRoot { path: PathBuf, source: std::io::Error },
+
+    // -- browse
+    #[error("browse: {0}")]
+    Browse(String),
+}
