@@ -485,7 +485,7 @@ fn quantize_activations(
         let nbk = cols / at.block_size();
         let legacy = with_aux && at.block_size() == quant::blocks::QK;
         if legacy && scratch.aux.len() < n * nbk {
-            scratch.aux.resize(n * nbk, [0; 2]);
+            scratch.aux.resize(n * nbk, [0; 10]);
         }
         (AuxPtr(if legacy { scratch.aux.as_mut_ptr() } else { std::ptr::null_mut() }), nbk)
     };

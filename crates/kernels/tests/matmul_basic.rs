@@ -233,3 +233,27 @@ fn matmul_at_every_level_matches_scalar_twin() {
         }
     }
 }
+
+/// The k-quant GEMM tiles keep the scalar reference's float expression, so
+/// at every level they equal `matmul_scalar` bit for bit.
+#[test]
+fn kquant_matmul_is_bit_exact_at_every_level() {
+    let pool = ThreadPool::new(2);
+    let mut rng = Rng(19);
+    let mut scratch = MatmulScratch::default();
+    for level in simd::SimdLevel::available() {
+        for ty in [GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K] {
+            let (rows, cols, n) = (21, 768, 11);
+            let data = random_matrix(&mut rng, ty, rows, cols);
+            let w = QMatrix::new(ty, &data, rows, cols).expect("valid matrix");
+            let x = rng.floats(n * cols, 1.0);
+            let mut y_ref = vec![0f32; n * rows];
+            matmul_scalar(&w, &x, n, &mut y_ref);
+            let mut y = vec![f32::NAN; n * rows];
+            assert!(matmul_at(level, &pool, &w, &x, n, &mut y, &mut scratch));
+            for (i, (a, b)) in y.iter().zip(&y_ref).enumerate() {
+                assert_eq!(a.to_bits(), b.to_bits(), "{level:?} {ty} y[{i}] = {a}, scalar {b}");
+            }
+        }
+    }
+}

@@ -7,10 +7,8 @@
 //! one `vpdpbusd` with VNNI) and scaling i16 pair sums into an i32
 //! accumulator (`vpmaddwd` + `vpaddd`, or one `vpdpwssd`). Both flavours
 //! compute the same exact integers, so the two levels give bit-identical
-//! results (tested). With VNNI, the legacy formats (and q4_K..q6_K in
-//! matmul) use the register-tiled kernels of [`gemm`]; the AVX2 legacy dots
-//! follow that module's float order (one scalar FMA per block) so both
-//! levels still agree bit for bit.
+//! results (tested). In matmul, VNNI uses the register-tiled kernels of
+//! [`gemm`], which reproduce these kernels' float order exactly.
 //!
 //! Safety contract of the `unsafe fn` helpers: the caller runs with the
 //! features of the entry point that inlines them (AVX2, FMA, F16C, plus
@@ -93,13 +91,11 @@ pub(super) fn kernels(level: SimdLevel, ty: GgmlType) -> (Option<DotFn>, Option<
         (SimdLevel::Avx2, Q4_1) => (Some(avx2::q4_1), Some(avx2::q4_1_x4)),
         (SimdLevel::Avx2, Q5_0) => (Some(avx2::q5_0), Some(avx2::q5_0_x4)),
         (SimdLevel::Avx2, Q5_1) => (Some(avx2::q5_1), Some(avx2::q5_1_x4)),
-        // The tiled GEMM's arithmetic (see `gemm`), so that a one-token
-        // `vec_dot` equals the matmul bit for bit.
-        (SimdLevel::Avx512Vnni, Q8_0) => (Some(gemm::q8_0), Some(gemm::q8_0_x4)),
-        (SimdLevel::Avx512Vnni, Q4_0) => (Some(gemm::q4_0), Some(gemm::q4_0_x4)),
-        (SimdLevel::Avx512Vnni, Q4_1) => (Some(gemm::q4_1), Some(gemm::q4_1_x4)),
-        (SimdLevel::Avx512Vnni, Q5_0) => (Some(gemm::q5_0), Some(gemm::q5_0_x4)),
-        (SimdLevel::Avx512Vnni, Q5_1) => (Some(gemm::q5_1), Some(gemm::q5_1_x4)),
+        (SimdLevel::Avx512Vnni, Q8_0) => (Some(vnni::q8_0), Some(vnni::q8_0_x4)),
+        (SimdLevel::Avx512Vnni, Q4_0) => (Some(vnni::q4_0), Some(vnni::q4_0_x4)),
+        (SimdLevel::Avx512Vnni, Q4_1) => (Some(vnni::q4_1), Some(vnni::q4_1_x4)),
+        (SimdLevel::Avx512Vnni, Q5_0) => (Some(vnni::q5_0), Some(vnni::q5_0_x4)),
+        (SimdLevel::Avx512Vnni, Q5_1) => (Some(vnni::q5_1), Some(vnni::q5_1_x4)),
         (SimdLevel::Avx2, Q2_K) => (Some(avx2::q2_k), Some(avx2::q2_k_x4)),
         (SimdLevel::Avx2, Q3_K) => (Some(avx2::q3_k), Some(avx2::q3_k_x4)),
         (SimdLevel::Avx2, Q4_K) => (Some(avx2::q4_k), Some(avx2::q4_k_x4)),
@@ -309,17 +305,62 @@ impl Legacy for Q8_0 {
     }
 }
 
+/// One block's integer dot in eight i32 lanes, as floats (exact: |sum| < 2^24).
+#[inline(always)]
+unsafe fn block_dot<I: IDot, W: Legacy>(x: __m256i, aq: __m256i) -> __m256 {
+    let p = if W::SIGNED {
+        // i8 × i8 as u8 × i8: move x's sign onto the activation.
+        I::dot(_mm256_sign_epi8(x, x), _mm256_sign_epi8(aq, x))
+    } else {
+        I::dot(x, aq)
+    };
+    _mm256_cvtepi32_ps(p)
+}
+
 /// The f16 bits at `p`.
 #[inline(always)]
 unsafe fn f16_bits(p: *const u8) -> u16 {
     read_unaligned(p.cast::<u16>())
 }
 
+/// Four f16 bit patterns packed into a u64, lane 0 lowest.
+#[inline(always)]
+fn pack4(x: [u16; 4]) -> u64 {
+    u64::from(x[0]) | u64::from(x[1]) << 16 | u64::from(x[2]) << 32 | u64::from(x[3]) << 48
+}
+
+/// Converts two groups of four f16 values to f32 with one `vcvtph2ps`.
+///
+/// The eight values are packed in general registers and moved over as two
+/// u64: inserting them one by one is eight port-5 shuffles, and converting
+/// one f16 at a time let the compiler insert into an arbitrary register
+/// (only lane 0 mattered), which chained each block's scale to the
+/// accumulator through a false dependency and halved the speed.
+#[inline(always)]
+unsafe fn f16x4x2(x: [u16; 4], y: [u16; 4]) -> (__m128, __m128) {
+    let v = _mm_set_epi64x(pack4(y) as i64, pack4(x) as i64);
+    let f = _mm256_cvtph_ps(v);
+    (_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1))
+}
+
+/// Lane `j` of `v` in all eight lanes.
+#[inline(always)]
+unsafe fn lane(v: __m128, j: i32) -> __m256 {
+    _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), _mm256_set1_epi32(j))
+}
+
+/// Sum of the four lanes.
+#[inline(always)]
+unsafe fn hsum4(s: __m128) -> f32 {
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+}
+
 /// `N` dots of one legacy weight row with the activation rows at
-/// `a[k * stride..]`, with the float arithmetic of the AVX-512 tiled GEMM
-/// (`gemm`), so that every level above scalar gives the same bits: per block
-/// b, `acc = fma(isum as f32, dw·da, acc)`, then for formats with a min
-/// `acc = fma(mw, sa, acc)`; `isum` is the exact integer dot.
+/// `a[k * stride..]`.
+///
+/// Blocks go in groups of four (the last group may be shorter); per group
+/// and token, see [`legacy_group`]. Result: `hsum(acc) + hsum(summ)`.
 #[inline(always)]
 unsafe fn legacy<I: IDot, W: Legacy, const N: usize>(
     w: &[u8],
@@ -327,46 +368,86 @@ unsafe fn legacy<I: IDot, W: Legacy, const N: usize>(
     stride: usize,
     n: usize,
 ) -> [f32; N] {
-    let (ab, aqs, a_s) = if W::SIGNED {
-        (q8_0::BYTES, q8_0::QS, 0)
-    } else {
-        (q8_1::BYTES, q8_1::QS, q8_1::S)
-    };
+    let ab = if W::SIGNED { q8_0::BYTES } else { q8_1::BYTES };
     let nb = n / QK;
     assert!(
         w.len() >= nb * W::BYTES && a.len() >= (N - 1) * stride + nb * ab,
         "legacy dot: short rows"
     );
     let (wp, ap) = (w.as_ptr(), a.as_ptr());
-    let mut acc = [0f32; N];
-    for i in 0..nb {
-        let b = wp.add(i * W::BYTES);
-        let x = W::quants(b);
-        let dw = f16_at(b);
-        let mw = if W::SIGNED { 0.0 } else { f32_of(W::min_bits(b)) };
-        for (k, acc) in acc.iter_mut().enumerate() {
-            let y = ap.add(k * stride + i * ab);
-            let p = if W::SIGNED {
-                // i8 × i8 as u8 × i8: move x's sign onto the activation.
-                let aq = load256(y.add(aqs));
-                I::dot(_mm256_sign_epi8(x, x), _mm256_sign_epi8(aq, x))
-            } else {
-                I::dot(x, load256(y.add(aqs)))
-            };
-            let isum = hsum_i32(p);
-            *acc = (isum as f32).mul_add(dw * f16_at(y), *acc);
-            if !W::SIGNED {
-                *acc = mw.mul_add(f16_at(y.add(a_s)), *acc);
-            }
-        }
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut summ = [_mm_setzero_ps(); N];
+    let mut i = 0;
+    while i + 4 <= nb {
+        legacy_group::<I, W, N, 4>(wp, ap, stride, i, &mut acc, &mut summ);
+        i += 4;
     }
-    acc
+    match nb - i {
+        1 => legacy_group::<I, W, N, 1>(wp, ap, stride, i, &mut acc, &mut summ),
+        2 => legacy_group::<I, W, N, 2>(wp, ap, stride, i, &mut acc, &mut summ),
+        3 => legacy_group::<I, W, N, 3>(wp, ap, stride, i, &mut acc, &mut summ),
+        _ => {}
+    }
+    let mut out = [0f32; N];
+    for k in 0..N {
+        out[k] = hsum(acc[k]) + hsum4(summ[k]);
+    }
+    out
 }
 
-/// The f16 bits `h` as f32 (F16C).
+/// Blocks `i..i + G` (G <= 4) of every token: the eight f16 scales of a
+/// token (weight and activation) convert in one instruction, the block
+/// products are summed `t = s0·p0 + s1·p1 + ..`, then `acc += t`. Formats
+/// with a min add `m·s` into the 4-lane `summ`. `G` is a constant so every
+/// loop here unrolls and the small arrays live in registers.
 #[inline(always)]
-unsafe fn f32_of(h: u16) -> f32 {
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(h))))
+unsafe fn legacy_group<I: IDot, W: Legacy, const N: usize, const G: usize>(
+    wp: *const u8,
+    ap: *const u8,
+    stride: usize,
+    i: usize,
+    acc: &mut [__m256; N],
+    summ: &mut [__m128; N],
+) {
+    let (ab, aqs, a_s) = if W::SIGNED {
+        (q8_0::BYTES, q8_0::QS, 0)
+    } else {
+        (q8_1::BYTES, q8_1::QS, q8_1::S)
+    };
+    let mut x = [_mm256_setzero_si256(); G];
+    let (mut dw, mut mw) = ([0u16; 4], [0u16; 4]);
+    for j in 0..G {
+        let b = wp.add((i + j) * W::BYTES);
+        x[j] = W::quants(b);
+        dw[j] = f16_bits(b);
+        if !W::SIGNED {
+            mw[j] = W::min_bits(b);
+        }
+    }
+    for k in 0..N {
+        let row = ap.add(k * stride + i * ab);
+        let (mut da, mut sa) = ([0u16; 4], [0u16; 4]);
+        let mut p = [_mm256_setzero_ps(); G];
+        for j in 0..G {
+            let y = row.add(j * ab);
+            da[j] = f16_bits(y);
+            if !W::SIGNED {
+                sa[j] = f16_bits(y.add(a_s));
+            }
+            p[j] = block_dot::<I, W>(x[j], load256(y.add(aqs)));
+        }
+        let (dw4, da4) = f16x4x2(dw, da);
+        let d = _mm_mul_ps(dw4, da4);
+        let mut t = _mm256_mul_ps(lane(d, 0), p[0]);
+        for (j, p) in p.iter().enumerate().skip(1) {
+            t = _mm256_fmadd_ps(lane(d, j as i32), *p, t);
+        }
+        acc[k] = _mm256_add_ps(acc[k], t);
+        if !W::SIGNED {
+            let (m4, s4) = f16x4x2(mw, sa);
+            summ[k] = _mm_fmadd_ps(m4, s4, summ[k]);
+        }
+    }
 }
 
 // ---- float rows ---------------------------------------------------------------
@@ -555,14 +636,21 @@ mod avx2 {
 }
 
 mod vnni {
-    use super::Vnni;
+    use super::{Vnni, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0};
 
-    // The legacy formats' VNNI kernels are the tiled ones in `gemm`.
     kquant_entries!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni", Vnni,
         q2_k, q2_k_x4;
         q3_k, q3_k_x4;
         q4_k, q4_k_x4;
         q5_k, q5_k_x4;
         q6_k, q6_k_x4;
+    );
+
+    legacy_entries!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni", Vnni,
+        q4_0, q4_0_x4, Q4_0;
+        q4_1, q4_1_x4, Q4_1;
+        q5_0, q5_0_x4, Q5_0;
+        q5_1, q5_1_x4, Q5_1;
+        q8_0, q8_0_x4, Q8_0;
     );
 }

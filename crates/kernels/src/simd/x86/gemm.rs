@@ -22,11 +22,13 @@
 //! Numerics (what makes the result independent of batching): every lane
 //! computes, for its (row, token), the same operations in the same order as
 //! a one-row, one-token call; tiles, chunks and token groups only change
-//! which lanes run together. Per legacy block b, with `isum` the exact
-//! integer dot, `acc = fma(isum as f32, dw·da, acc)`, then for q4_1/q5_1
-//! `acc = fma(mw, sa, acc)`. The k-quant tiles keep the scalar reference's
-//! expression (`sum += dy·d·S1 − dy·dmin·S2` resp. `sum += d·dy·total`) and
-//! so equal `vec_dot_scalar` bit for bit, like the `dot` kernels.
+//! which lanes run together. The legacy tiles reproduce the float order of
+//! the `dot` kernels exactly (their 8-lane partial sums are 8 zmm here, one
+//! per column group; see [`legacy_one`]), so matmul results are the same
+//! bits as before the GEMM and as `simd::vec_dot`. The k-quant tiles keep
+//! the scalar reference's expression (`sum += dy·d·S1 − dy·dmin·S2` resp.
+//! `sum += d·dy·total`) and so equal `vec_dot_scalar` bit for bit, like the
+//! `dot` kernels.
 //!
 //! Safety contract of the helpers: callers run with AVX-512 F/BW/VL/VNNI
 //! (plus AVX2/FMA/F16C) and pass pointers to enough readable (writable for
@@ -53,9 +55,9 @@ const CHUNK_BYTES: usize = 32 * 1024;
 const GROUP: usize = 8;
 
 /// The activation side data of a legacy format, per token and block:
-/// `[da, c]` where `c` is `-o·Σa` as i32 bits (signed formats) or `sa` (the
-/// q8_1 `s`, formats with a min).
-pub(crate) type Aux = [u32; 2];
+/// `[da, sa, c0..c8]`: the scale, the q8_1 `s` (formats with a min), and
+/// per column group g (elements 4g..4g+4) the offset term `-o·Σa` as i32.
+pub(crate) type Aux = [u32; 10];
 
 /// How a weight format unpacks into tiles.
 trait Format {
@@ -312,50 +314,61 @@ unsafe fn load_f(p: *const u8) -> __m512 {
     _mm512_load_ps(p.cast())
 }
 
-/// `T` tokens × 16 rows over `nb` unpacked legacy blocks at `buf`. Token t's
-/// activation blocks start at `act[t]` (q8_0 or q8_1 blocks), its aux at
-/// `aux[t]`.
+/// One token × 16 rows over all `nb` unpacked legacy blocks at `buf`
+/// (activation blocks at `act`, aux at `aux`), stored to `out` (lanes in
+/// `mask`). The float order is exactly that of the `dot` kernels in
+/// `x86.rs` (`legacy_group`), lane g of their 8-lane vectors being column
+/// group g here: blocks in groups of four, `t_g = d0·p0_g`, `t_g = fma(dj,
+/// pj_g, t_g)`, `acc_g += t_g`; mins into four lanes `summ_j = fma(mw, sa,
+/// summ_j)`; result `hsum8(acc) + hsum4(summ)` in their shuffle order.
 #[inline(always)]
-unsafe fn legacy_tile<W: Legacy, const T: usize>(
-    buf: *const u8,
-    nb: usize,
-    act: [*const u8; T],
-    aux: [*const Aux; T],
-    acc: &mut [__m512; T],
-) {
+unsafe fn legacy_one<W: Legacy>(buf: *const u8, nb: usize, act: *const u8, aux: *const Aux, out: *mut f32, mask: __mmask16) {
     let (ab, qs) = if W::MIN {
         (q8_1::BYTES, q8_1::QS)
     } else {
         (q8_0::BYTES, q8_0::QS)
     };
     let bb = block_buf_bytes(1, W::META);
-    for b in 0..nb {
-        let run = buf.add(b * bb);
-        let mut is = [_mm512_setzero_si512(); T];
-        if !W::MIN {
-            for t in 0..T {
-                is[t] = _mm512_set1_epi32((*aux[t].add(b))[1] as i32);
+    let mut acc = [_mm512_setzero_ps(); 8];
+    let mut summ = [_mm512_setzero_ps(); 4];
+    let mut i = 0;
+    while i < nb {
+        let g_len = (nb - i).min(4);
+        let mut tt = [_mm512_setzero_ps(); 8];
+        for j in 0..g_len {
+            let b = i + j;
+            let run = buf.add(b * bb);
+            let meta = run.add(RUN_BYTES);
+            let x = &*aux.add(b);
+            let d = _mm512_mul_ps(load_f(meta), _mm512_set1_ps(f32::from_bits(x[0])));
+            let a = act.add(b * ab + qs);
+            for g in 0..8 {
+                let init = if W::MIN {
+                    _mm512_setzero_si512()
+                } else {
+                    _mm512_set1_epi32(x[2 + g] as i32)
+                };
+                let is = _mm512_dpbusd_epi32(init, load_i(run.add(64 * g)), bcast(a.add(4 * g)));
+                let p = _mm512_cvtepi32_ps(is);
+                tt[g] = if j == 0 { _mm512_mul_ps(d, p) } else { _mm512_fmadd_ps(d, p, tt[g]) };
+            }
+            if W::MIN {
+                let mw = load_f(meta.add(64));
+                summ[j] = _mm512_fmadd_ps(mw, _mm512_set1_ps(f32::from_bits(x[1])), summ[j]);
             }
         }
         for g in 0..8 {
-            let wv = load_i(run.add(64 * g));
-            for t in 0..T {
-                let a = act[t].add(b * ab + qs + 4 * g);
-                is[t] = _mm512_dpbusd_epi32(is[t], wv, bcast(a));
-            }
+            acc[g] = _mm512_add_ps(acc[g], tt[g]);
         }
-        let meta = run.add(RUN_BYTES);
-        let dw = load_f(meta);
-        for t in 0..T {
-            let [da, c] = *aux[t].add(b);
-            let s = _mm512_mul_ps(dw, _mm512_set1_ps(f32::from_bits(da)));
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[t]), s, acc[t]);
-            if W::MIN {
-                let mw = load_f(meta.add(64));
-                acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(f32::from_bits(c)), acc[t]);
-            }
-        }
+        i += g_len;
     }
+    // hsum of 8 lanes: (lo + hi), then + movehl, then + movehdup.
+    let h = _mm512_add_ps(
+        _mm512_add_ps(_mm512_add_ps(acc[0], acc[4]), _mm512_add_ps(acc[2], acc[6])),
+        _mm512_add_ps(_mm512_add_ps(acc[1], acc[5]), _mm512_add_ps(acc[3], acc[7])),
+    );
+    let h4 = _mm512_add_ps(_mm512_add_ps(summ[0], summ[2]), _mm512_add_ps(summ[1], summ[3]));
+    _mm512_mask_storeu_ps(out, mask, _mm512_add_ps(h, h4));
 }
 
 /// q4_K / q5_K: `T` tokens × 16 rows over `nb` unpacked super-blocks.
@@ -468,72 +481,78 @@ thread_local! {
 
 /// Which compute tile a format uses.
 trait Tile: Format {
-    /// `T` tokens starting at activation rows `act` (pointing at block `b0`)
-    /// and aux rows `aux` (likewise).
-    unsafe fn tile<const T: usize>(buf: *const u8, nb: usize, act: [*const u8; T], aux: [*const Aux; T], acc: &mut [__m512; T]);
     /// Bytes per activation block.
     const ACT_BYTES: usize;
+    /// Whether the tile's state fits in `y` between chunks (k-quants: one
+    /// float per output); legacy tiles take all blocks in one chunk.
+    const CHUNKED: bool;
+    /// `T` tokens: activation rows `act` and aux rows `aux` (pointing at
+    /// block `b0`), outputs `out` (lanes in `mask`); `first`: no partial
+    /// sums in `out` yet.
+    unsafe fn tile<const T: usize>(
+        buf: *const u8,
+        nb: usize,
+        act: [*const u8; T],
+        aux: [*const Aux; T],
+        out: [*mut f32; T],
+        mask: __mmask16,
+        first: bool,
+    );
 }
 
 macro_rules! legacy_tile_impl {
     ($($w:ident),*) => {$(
         impl Tile for $w {
             const ACT_BYTES: usize = if <$w as Legacy>::MIN { q8_1::BYTES } else { q8_0::BYTES };
+            const CHUNKED: bool = false;
             #[inline(always)]
-            unsafe fn tile<const T: usize>(buf: *const u8, nb: usize, act: [*const u8; T], aux: [*const Aux; T], acc: &mut [__m512; T]) {
-                legacy_tile::<$w, T>(buf, nb, act, aux, acc)
+            unsafe fn tile<const T: usize>(buf: *const u8, nb: usize, act: [*const u8; T], aux: [*const Aux; T], out: [*mut f32; T], mask: __mmask16, _: bool) {
+                for k in 0..T {
+                    legacy_one::<$w>(buf, nb, act[k], aux[k], out[k], mask);
+                }
             }
         }
     )*};
 }
 legacy_tile_impl!(Q4_0, Q4_1, Q5_0, Q5_1, Q8_0);
 
-impl Tile for Q4K {
-    const ACT_BYTES: usize = q8_k::BYTES;
-    #[inline(always)]
-    unsafe fn tile<const T: usize>(buf: *const u8, nb: usize, act: [*const u8; T], _: [*const Aux; T], acc: &mut [__m512; T]) {
-        k4_tile::<T>(buf, nb, act, acc)
-    }
+macro_rules! kquant_tile_impl {
+    ($($w:ident => $f:ident),*) => {$(
+        impl Tile for $w {
+            const ACT_BYTES: usize = q8_k::BYTES;
+            const CHUNKED: bool = true;
+            #[inline(always)]
+            unsafe fn tile<const T: usize>(buf: *const u8, nb: usize, act: [*const u8; T], _: [*const Aux; T], out: [*mut f32; T], mask: __mmask16, first: bool) {
+                let mut acc = [_mm512_setzero_ps(); T];
+                if !first {
+                    for k in 0..T {
+                        acc[k] = _mm512_maskz_loadu_ps(mask, out[k]);
+                    }
+                }
+                $f::<T>(buf, nb, act, &mut acc);
+                for k in 0..T {
+                    _mm512_mask_storeu_ps(out[k], mask, acc[k]);
+                }
+            }
+        }
+    )*};
 }
-impl Tile for Q5K {
-    const ACT_BYTES: usize = q8_k::BYTES;
-    #[inline(always)]
-    unsafe fn tile<const T: usize>(buf: *const u8, nb: usize, act: [*const u8; T], _: [*const Aux; T], acc: &mut [__m512; T]) {
-        k4_tile::<T>(buf, nb, act, acc)
-    }
-}
-impl Tile for Q6K {
-    const ACT_BYTES: usize = q8_k::BYTES;
-    #[inline(always)]
-    unsafe fn tile<const T: usize>(buf: *const u8, nb: usize, act: [*const u8; T], _: [*const Aux; T], acc: &mut [__m512; T]) {
-        q6k_tile::<T>(buf, nb, act, acc)
-    }
-}
+kquant_tile_impl!(Q4K => k4_tile, Q5K => k4_tile, Q6K => q6k_tile);
 
-/// `T` tokens from `t`: loads the accumulators (zero in the first chunk,
-/// else the partial sums already in `y`), runs the tile, stores them.
+/// `T` tokens from `t` over blocks `b0..b0 + nb` of the tile at `r0`.
 #[inline(always)]
 unsafe fn group<F: Tile, const T: usize>(task: &Task, buf: *const u8, r0: usize, mask: __mmask16, b0: usize, nb: usize, t: usize) {
     let act: [*const u8; T] =
         core::array::from_fn(|k| task.q.as_ptr().add((t + k) * task.a_row + b0 * F::ACT_BYTES));
     let aux: [*const Aux; T] = core::array::from_fn(|k| {
-        if F::RUNS > 1 {
+        if F::CHUNKED {
             core::ptr::null()
         } else {
             task.aux.as_ptr().add((t + k) * task.nbk + b0)
         }
     });
     let out: [*mut f32; T] = core::array::from_fn(|k| task.y.add((t + k) * task.y_stride + r0));
-    let mut acc = [_mm512_setzero_ps(); T];
-    if b0 > 0 {
-        for k in 0..T {
-            acc[k] = _mm512_maskz_loadu_ps(mask, out[k]);
-        }
-    }
-    F::tile::<T>(buf, nb, act, aux, &mut acc);
-    for k in 0..T {
-        _mm512_mask_storeu_ps(out[k], mask, acc[k]);
-    }
+    F::tile::<T>(buf, nb, act, aux, out, mask, b0 == 0);
 }
 
 /// Runs one matmul task (see [`Task`]).
@@ -549,11 +568,15 @@ unsafe fn run<F: Tile>(task: &Task) {
         rs.end * task.row_bytes <= task.w.len()
             && task.row_bytes >= nbk * F::BYTES
             && (ts.end - 1) * task.a_row + nbk * F::ACT_BYTES <= task.q.len()
-            && (F::RUNS > 1 || task.aux.len() >= ts.end * nbk),
+            && (F::CHUNKED || task.aux.len() >= ts.end * nbk),
         "gemm: short buffers"
     );
     let bb = block_buf_bytes(F::RUNS, F::META);
-    let cb = (CHUNK_BYTES / bb).clamp(1, nbk.max(1));
+    let cb = if F::CHUNKED {
+        (CHUNK_BYTES / bb).clamp(1, nbk.max(1))
+    } else {
+        nbk.max(1)
+    };
     // The buffer leaves the thread-local for the loop: work inside a
     // `with` closure would lose this function's target features (the
     // intrinsics would become calls).
@@ -598,17 +621,21 @@ unsafe fn run<F: Tile>(task: &Task) {
 /// The aux row of one legacy activation row `a` (q8_0 for the signed
 /// formats, q8_1 for those with a min) for weight format `W`.
 fn aux_row<W: Legacy>(a: &[u8], aux: &mut [Aux]) {
+    use crate::quant::blocks::f16_at;
     if W::MIN {
         for (blk, x) in a.chunks_exact(q8_1::BYTES).zip(aux.iter_mut()) {
-            let d = crate::quant::blocks::f16_at(blk, q8_1::D);
-            let s = crate::quant::blocks::f16_at(blk, q8_1::S);
-            *x = [d.to_bits(), s.to_bits()];
+            *x = [0; 10];
+            x[0] = f16_at(blk, q8_1::D).to_bits();
+            x[1] = f16_at(blk, q8_1::S).to_bits();
         }
     } else {
         for (blk, x) in a.chunks_exact(q8_0::BYTES).zip(aux.iter_mut()) {
-            let d = crate::quant::blocks::f16_at(blk, q8_0::D);
-            let sum: i32 = blk[q8_0::QS..].iter().map(|&v| i32::from(v as i8)).sum();
-            *x = [d.to_bits(), (-W::OFFSET * sum) as u32];
+            x[0] = f16_at(blk, q8_0::D).to_bits();
+            x[1] = 0;
+            for (g, q) in blk[q8_0::QS..].chunks_exact(4).enumerate() {
+                let sum: i32 = q.iter().map(|&v| i32::from(v as i8)).sum();
+                x[2 + g] = (-W::OFFSET * sum) as u32;
+            }
         }
     }
 }
@@ -626,37 +653,6 @@ pub(crate) fn legacy_aux(ty: llmos_gguf::GgmlType, a: &[u8], aux: &mut [Aux]) ->
         _ => return false,
     }
     true
-}
-
-/// A single-row legacy dot through the tile (so `simd::vec_dot` equals the
-/// matmul bit for bit): `N` tokens at `a[k * stride..]`.
-#[inline(always)]
-unsafe fn legacy_dot<W: Legacy + Tile, const N: usize>(w: &[u8], a: &[u8], stride: usize, n: usize) -> [f32; N] {
-    let nbk = n / QK;
-    let ab = W::ACT_BYTES;
-    assert!(
-        w.len() >= nbk * W::BYTES && a.len() >= (N - 1) * stride + nbk * ab,
-        "legacy dot: short rows"
-    );
-    let mut aux = vec![[0u32; 2]; N * nbk];
-    for k in 0..N {
-        aux_row::<W>(&a[k * stride..k * stride + nbk * ab], &mut aux[k * nbk..(k + 1) * nbk]);
-    }
-    let mut out = vec![0f32; N * TILE_ROWS];
-    let task = Task {
-        w,
-        row_bytes: nbk * W::BYTES,
-        nbk,
-        q: a,
-        a_row: stride,
-        aux: &aux,
-        rows: 0..1,
-        tokens: 0..N,
-        y: out.as_mut_ptr(),
-        y_stride: TILE_ROWS,
-    };
-    run::<W>(&task);
-    core::array::from_fn(|k| out[k * TILE_ROWS])
 }
 
 macro_rules! entries {
@@ -682,32 +678,4 @@ entries!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
     gemm_q4_k, Q4K;
     gemm_q5_k, Q5K;
     gemm_q6_k, Q6K;
-);
-
-macro_rules! dot_entries {
-    ($feat:literal, $( $name:ident, $name4:ident, $w:ty; )*) => {
-        $(
-            /// # Safety
-            /// Requires the CPU features in `target_feature`.
-            #[target_feature(enable = $feat)]
-            pub(crate) unsafe fn $name(w: &[u8], a: &[u8], n: usize) -> f32 {
-                legacy_dot::<$w, 1>(w, a, 0, n)[0]
-            }
-
-            /// # Safety
-            /// Requires the CPU features in `target_feature`.
-            #[target_feature(enable = $feat)]
-            pub(crate) unsafe fn $name4(w: &[u8], a: &[u8], stride: usize, n: usize) -> [f32; 4] {
-                legacy_dot::<$w, 4>(w, a, stride, n)
-            }
-        )*
-    };
-}
-
-dot_entries!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
-    q4_0, q4_0_x4, Q4_0;
-    q4_1, q4_1_x4, Q4_1;
-    q5_0, q5_0_x4, Q5_0;
-    q5_1, q5_1_x4, Q5_1;
-    q8_0, q8_0_x4, Q8_0;
 );
