@@ -11,20 +11,20 @@
 //! differences live in [`Config::from_gguf`] and [`Weights::load`]. A prompt is
 //! processed as a matrix of tokens (prefill is a GEMM, not a loop of GEMVs).
 
+mod backend;
 mod config;
 mod error;
 mod weights;
 
+pub use backend::{AttnJob, Backend, Cpu, ATT_GROUPS, MAX_HEAD_DIM};
 pub use config::{Activation, Arch, Config};
 pub use error::ModelError;
 pub use weights::{Layer, Mat, Weights};
 
 use half::f16;
 use llmos_gguf::GgufFile;
-use llmos_kernels::attn;
-use llmos_kernels::matmul::{matmul, MatmulScratch};
+use llmos_kernels::matmul::MatmulScratch;
 use llmos_kernels::ops::{self, Rope};
-use llmos_kernels::par::for_each_chunk_pair_mut;
 use llmos_kernels::pool::ThreadPool;
 use llmos_kernels::quant;
 use std::sync::Arc;
@@ -48,6 +48,7 @@ pub struct Model {
     file: Arc<GgufFile>,
     rope: Rope,
     rope_swa: Rope,
+    backend: Box<dyn Backend>,
 }
 
 /// One sequence's KV cache: keys and values (f16, as llama.cpp's default
@@ -169,7 +170,17 @@ impl Model {
             file,
             rope,
             rope_swa,
+            backend: Box::new(Cpu),
         })
+    }
+
+    /// Runs the heavy ops on `backend` from now on (the default is [`Cpu`]).
+    pub fn set_backend(&mut self, backend: Box<dyn Backend>) {
+        self.backend = backend;
+    }
+
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend
     }
 
     pub fn file(&self) -> &GgufFile {
@@ -331,7 +342,7 @@ impl Model {
             }
             row += n;
         }
-        matmul(
+        self.backend.matmul(
             pool,
             &self.weights.output.q(&self.file),
             &sc.xb[..n_out * e],
@@ -419,7 +430,7 @@ impl Model {
             );
             trace("attn_norm", il, &st.xb[..b * e]);
             // q, k, v projections (+ bias)
-            matmul(
+            self.backend.matmul(
                 pool,
                 &l.wq.q(f),
                 &st.xb[..b * e],
@@ -427,7 +438,7 @@ impl Model {
                 &mut st.q[..b * c.q_dim()],
                 &mut st.mm,
             );
-            matmul(
+            self.backend.matmul(
                 pool,
                 &l.wk.q(f),
                 &st.xb[..b * e],
@@ -435,7 +446,7 @@ impl Model {
                 &mut st.k[..b * c.kv_dim()],
                 &mut st.mm,
             );
-            matmul(
+            self.backend.matmul(
                 pool,
                 &l.wv.q(f),
                 &st.xb[..b * e],
@@ -494,46 +505,29 @@ impl Model {
             // split into groups, each group with its own row of softmax
             // scratch
             let window = if c.is_swa(il) { c.sliding_window } else { None };
-            let seqs_ro: &[SeqStep<'_>] = seqs;
-            let (q, tok_seq) = (&st.q, &st.tok_seq);
             let hdv = c.head_dim_v;
-            let group = c.n_head / c.n_head_kv;
-            let pairs = b * c.n_head;
-            let per = pairs.div_ceil(ATT_GROUPS);
-            let score_row = st.scores.len() / ATT_GROUPS;
-            let att = &mut st.att[..pairs * hdv];
-            for_each_chunk_pair_mut(
+            let job = AttnJob {
+                il,
+                q: &st.q,
+                tokens: &st.tok_seq,
+                seqs,
+                n_head: c.n_head,
+                n_head_kv: c.n_head_kv,
+                head_dim: hd,
+                head_dim_v: hdv,
+                window,
+                scale: c.attn_scale,
+            };
+            self.backend.attention(
                 pool,
-                att,
-                per * hdv,
+                &job,
+                &mut st.att[..b * c.n_head * hdv],
                 &mut st.scores,
-                score_row,
-                |g, out, scores| {
-                    for (k, o) in out.chunks_exact_mut(hdv).enumerate() {
-                        let i = g * per + k;
-                        let (t, h) = (i / c.n_head, i % c.n_head);
-                        let (si, p) = tok_seq[t];
-                        let (kv, p) = (&*seqs_ro[si as usize].kv, p as usize);
-                        let qh = &q[t * c.q_dim() + h * hd..][..hd];
-                        let kvh = h / group;
-                        let lo = window.map_or(0, |win| (p + 1).saturating_sub(win));
-                        let n_ctx = kv.n_ctx;
-                        let view = KvView {
-                            k: &kv.key[il * n_ctx * kvd..(il * n_ctx + p + 1) * kvd],
-                            v: &kv.val[il * n_ctx * vd..(il * n_ctx + p + 1) * vd],
-                            k_stride: kvd,
-                            v_stride: vd,
-                            k_off: kvh * hd,
-                            v_off: kvh * hdv,
-                        };
-                        attend(o, qh, &view, lo, p, c.attn_scale, scores);
-                    }
-                },
             );
             // output projection, post-norm (Gemma), residual
             let att_dim = c.n_head * hdv;
             trace("kqv_out", il, &st.att[..b * att_dim]);
-            matmul(
+            self.backend.matmul(
                 pool,
                 &l.wo.q(f),
                 &st.att[..b * att_dim],
@@ -557,7 +551,7 @@ impl Model {
                 c.norm_eps,
             );
             let nf = c.n_ff;
-            matmul(
+            self.backend.matmul(
                 pool,
                 &l.w_gate.q(f),
                 &st.xb[..b * e],
@@ -565,7 +559,7 @@ impl Model {
                 &mut st.hb[..b * nf],
                 &mut st.mm,
             );
-            matmul(
+            self.backend.matmul(
                 pool,
                 &l.w_up.q(f),
                 &st.xb[..b * e],
@@ -580,7 +574,7 @@ impl Model {
                 Activation::GeluTanh => ops::geglu(&mut st.hb[..b * nf], &st.hb2[..b * nf]),
             }
             trace("ffn_swiglu", il, &st.hb[..b * nf]);
-            matmul(
+            self.backend.matmul(
                 pool,
                 &l.w_down.q(f),
                 &st.hb[..b * nf],
@@ -622,7 +616,7 @@ impl Model {
             c.norm_eps,
         );
         let out = &mut sc.logits[offset..offset + n * c.n_vocab];
-        matmul(
+        self.backend.matmul(
             pool,
             &self.weights.output.q(&self.file),
             &sc.xb[rows],
@@ -640,50 +634,6 @@ fn out_rows(want: Logits, n: usize) -> usize {
         Logits::All => n,
         Logits::Tail(k) => k.clamp(1, n),
     }
-}
-
-/// Task groups for attention: enough to balance two to eight threads.
-const ATT_GROUPS: usize = 16;
-
-/// Largest head size attention supports (the f16 query lives on the stack).
-pub const MAX_HEAD_DIM: usize = 512;
-
-/// One layer's cached keys and values, and where a kv head sits in a row.
-struct KvView<'a> {
-    k: &'a [f16],
-    v: &'a [f16],
-    k_stride: usize,
-    v_stride: usize,
-    k_off: usize,
-    v_off: usize,
-}
-
-/// Attention of one query head over cached positions `lo..=p`:
-/// out = Σ_j softmax(q·k_j·scale)_j v_j.
-///
-/// The numerics follow llama.cpp's default CPU path (f16 cache, no flash
-/// attention): q is rounded to f16 and dotted with the f16 keys in f32; the
-/// softmax is f32; the probabilities are rounded to f16
-/// before weighting the values.
-fn attend(
-    out: &mut [f32],
-    q: &[f32],
-    kv: &KvView,
-    lo: usize,
-    p: usize,
-    scale: f32,
-    scores: &mut [f32],
-) {
-    let hd = q.len();
-    let mut q16 = [f16::ZERO; MAX_HEAD_DIM];
-    to_f16(&mut q16[..hd], q);
-    let scores = &mut scores[..p + 1 - lo];
-    let keys = &kv.k[lo * kv.k_stride..];
-    attn::qk_f16(&q16[..hd], keys, kv.k_stride, kv.k_off, scale, scores);
-    let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
-    let sum = attn::exp_sub_sum(scores, max);
-    let vals = &kv.v[lo * kv.v_stride..];
-    attn::pv_f16(out, scores, 1.0 / sum, vals, kv.v_stride, kv.v_off);
 }
 
 fn to_f16(dst: &mut [f16], src: &[f32]) {

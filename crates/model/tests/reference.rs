@@ -160,7 +160,11 @@ fn check(name: &str) {
         // A top-2 margin below twice the mean logit noise (llama.cpp's own
         // config-to-config shift, or ours against it, which the mean-|Δ|
         // assertion above already bounds) is a coin flip.
-        let tie = TIE_FACTOR * ref_mean.max(mean_abs) as f64;
+        // A margin within the largest shift llama.cpp's own configs show on
+        // this prompt is a coin flip too (gemma3's second prompt splits at
+        // token 23, margin 0.81, under every summation order we tried,
+        // while llama.cpp's own configs move its logits by up to 1.93).
+        let tie = (TIE_FACTOR * ref_mean.max(mean_abs) as f64).max(ref_max as f64);
         eprintln!(
             "{name}[{k}]: greedy matches llama.cpp for {same}/{} tokens{}",
             ref_ids.len(),
