@@ -163,6 +163,8 @@ pub struct BatchStats {
     pub prompt_tokens: AtomicU64,
     /// Prompt tokens reused from a slot's cache.
     pub cached_tokens: AtomicU64,
+    /// Requests that started from a prefix copied from another slot.
+    pub prefix_copies: AtomicU64,
     pub generated_tokens: AtomicU64,
     pub finished: AtomicU64,
     pub cancelled: AtomicU64,
@@ -379,9 +381,29 @@ impl Scheduler {
                 }
             };
             // At least one prompt token must run to produce logits.
-            let keep = common.min(req.prompt.len() - 1);
+            let mut keep = common.min(req.prompt.len() - 1);
+            self.slots[best].kv.truncate(keep);
+            // Any other slot, busy or not, may hold a longer prefix (requests
+            // that share a system prompt and arrive together): copy its
+            // cached positions instead of prefilling them again.
+            let donor = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != best)
+                .map(|(i, s)| (i, common_prefix(&s.tokens[..s.kv.len()], &req.prompt)))
+                .max_by_key(|&(_, c)| c);
+            if let Some((d, c)) = donor {
+                let c = c.min(req.prompt.len() - 1);
+                if c >= keep + MIN_COPY {
+                    let (dst, src) = two_slots(&mut self.slots, best, d);
+                    if dst.kv.copy_prefix_from(&src.kv, c).is_ok() {
+                        keep = c;
+                        self.stats.prefix_copies.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
             let slot = &mut self.slots[best];
-            slot.kv.truncate(keep);
             slot.tokens.clear();
             slot.tokens.extend_from_slice(&req.prompt);
             slot.last_used = self.step;
@@ -682,6 +704,20 @@ impl Scheduler {
         self.stats
             .kv_cells_cached
             .store(cells_cached, Ordering::Relaxed);
+    }
+}
+
+/// Shortest prefix worth copying from another slot rather than prefilling.
+const MIN_COPY: usize = 16;
+
+/// Mutable `slots[a]` and shared `slots[b]`, `a != b`.
+fn two_slots(slots: &mut [Slot], a: usize, b: usize) -> (&mut Slot, &Slot) {
+    if a < b {
+        let (x, y) = slots.split_at_mut(b);
+        (&mut x[a], &y[0])
+    } else {
+        let (x, y) = slots.split_at_mut(a);
+        (&mut y[0], &x[b])
     }
 }
 

@@ -185,3 +185,68 @@ fn submit_refuses_what_cannot_fit() {
         "{r:?}"
     );
 }
+
+/// A request that shares a long system prompt with one still running in
+/// another slot starts from a copy of that slot's cache: it reports the
+/// prefix as cached and generates exactly what it would alone.
+#[test]
+fn shared_system_prompt_is_copied_from_a_busy_slot() {
+    let Some(path) = model("smollm2-135m-instruct") else {
+        return;
+    };
+    let opts = LoadOptions {
+        threads: 2,
+        template: None,
+    };
+    let engine = Arc::new(Engine::load(&path, opts).expect("load"));
+    let system = "You are a meticulous assistant for a hardware store. ".repeat(12);
+    let chat = |q: &str| {
+        let text = engine
+            .render_chat(&[Message::new("system", &system), Message::new("user", q)])
+            .expect("render");
+        engine.encode_prompt(&text, true)
+    };
+    let (pa, pb) = (
+        chat("List ten kinds of screws."),
+        chat("Do you sell hammers?"),
+    );
+    let shared = pa.iter().zip(&pb).take_while(|(a, b)| a == b).count();
+    assert!(shared > 100, "the prompts share only {shared} tokens");
+
+    let mut sess = engine.new_session(1024);
+    let params = GenParams {
+        max_tokens: Some(12),
+        sampler: SamplerConfig::default(),
+        stop: vec![],
+    };
+    let want = engine
+        .generate(&mut sess, &pb, &params, &AtomicBool::new(false), |_| {})
+        .expect("generate")
+        .text;
+
+    let cfg = BatchConfig {
+        slots: 2,
+        n_ctx: 1024,
+        step_tokens: 64,
+        queue: 4,
+    };
+    let b = Batcher::start(Arc::clone(&engine), cfg).expect("start");
+    let (ra, rxa) = request(pa, 200);
+    b.submit(ra).expect("submit a");
+    // Once a's first token is out, its prompt is in its slot's cache.
+    match rxa.recv().expect("a's first event") {
+        Event::Delta { .. } => {}
+        Event::Done { .. } => panic!("a finished at once"),
+        Event::Failed(e) => panic!("a failed: {e}"),
+    }
+    let (rb, rxb) = request(pb, 12);
+    b.submit(rb).expect("submit b");
+    let (text, _, usage) = collect(rxb);
+    assert_eq!(text, want, "b with a copied prefix differs from b alone");
+    assert!(
+        usage.cached_tokens >= shared.min(usage.prompt_tokens - 1) - 1,
+        "{usage:?}, shared {shared}"
+    );
+    assert_eq!(b.stats().prefix_copies.load(Ordering::Relaxed), 1);
+    collect(rxa);
+}

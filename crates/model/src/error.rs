@@ -58,4 +58,8 @@ pub enum ModelError {
         "a step of {tokens} tokens exceeds the batch size {max_batch} the buffers were made for"
     )]
     BatchTooLarge { tokens: usize, max_batch: usize },
+    #[error(
+        "KV caches of different models (layer count or head sizes differ) cannot share a prefix"
+    )]
+    CacheMismatch,
 }

@@ -55,6 +55,9 @@ pub struct Model {
 /// cache) for up to `n_ctx` positions, and how many are filled.
 pub struct KvCache {
     n_ctx: usize,
+    n_layer: usize,
+    kv_dim: usize,
+    v_dim: usize,
     /// Tokens whose keys and values are in the cache.
     filled: usize,
     key: Vec<f16>, // (n_layer, n_ctx, kv_dim)
@@ -79,6 +82,47 @@ impl KvCache {
     /// Bytes allocated for keys and values.
     pub fn kv_bytes(&self) -> usize {
         (self.key.len() + self.val.len()) * std::mem::size_of::<f16>()
+    }
+
+    /// Makes positions `..upto` of this cache those of `src`, copying what
+    /// this cache does not already hold, so a sequence can start from
+    /// another's prefix (a shared system prompt) without recomputing it. The
+    /// caller vouches that both caches hold the same tokens up to `upto`;
+    /// positions this cache holds beyond `upto` are dropped.
+    ///
+    /// # Errors
+    /// If `src` holds fewer than `upto` positions, this cache has room for
+    /// fewer, or the caches belong to different models.
+    pub fn copy_prefix_from(&mut self, src: &KvCache, upto: usize) -> Result<(), ModelError> {
+        if (src.n_layer, src.kv_dim, src.v_dim) != (self.n_layer, self.kv_dim, self.v_dim) {
+            return Err(ModelError::CacheMismatch);
+        }
+        if upto > src.filled {
+            return Err(ModelError::BadPosition {
+                pos: upto,
+                filled: src.filled,
+            });
+        }
+        if upto > self.n_ctx {
+            return Err(ModelError::ContextFull {
+                needed: upto,
+                n_ctx: self.n_ctx,
+                n_ctx_train: 0,
+            });
+        }
+        let from = self.filled.min(upto);
+        for il in 0..self.n_layer {
+            for (dst, src_buf, d) in [
+                (&mut self.key, &src.key, self.kv_dim),
+                (&mut self.val, &src.val, self.v_dim),
+            ] {
+                let (db, sb) = (il * self.n_ctx * d, il * src.n_ctx * d);
+                dst[db + from * d..db + upto * d]
+                    .copy_from_slice(&src_buf[sb + from * d..sb + upto * d]);
+            }
+        }
+        self.filled = upto;
+        Ok(())
     }
 }
 
@@ -201,6 +245,9 @@ impl Model {
         let c = &self.cfg;
         KvCache {
             n_ctx,
+            n_layer: c.n_layer,
+            kv_dim: c.kv_dim(),
+            v_dim: c.v_dim(),
             filled: 0,
             key: vec![f16::ZERO; c.n_layer * n_ctx * c.kv_dim()],
             val: vec![f16::ZERO; c.n_layer * n_ctx * c.v_dim()],

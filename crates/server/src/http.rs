@@ -874,6 +874,12 @@ pub async fn metrics(State(st): State<Shared>) -> Response {
             s.cached_tokens.load(Ordering::Relaxed),
         );
         line(
+            "llmos_prefix_copies_total",
+            "Requests that started from a prompt prefix copied from another slot's KV cache.",
+            "counter",
+            s.prefix_copies.load(Ordering::Relaxed),
+        );
+        line(
             "llmos_generated_tokens_total",
             "Tokens generated.",
             "counter",
