@@ -1,0 +1,262 @@
+//! Sandbox escape tests for the `python` tool (issue 6: network, reading
+//! outside the scratch dir, fork bomb, memory bomb, infinite loop, signalling
+//! the parent, huge output), plus state and file results.
+//!
+//! Each test would fail if its layer of confinement were missing. Without
+//! bwrap they are skipped with a message, unless `LLMOS_REQUIRE_SANDBOX=1`
+//! (CI) makes that a failure.
+
+use std::io::ErrorKind;
+use std::net::TcpListener;
+use std::process::Command;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use llmos_tools::python::{sandbox, CellResult, Limits, Python, Sandbox, Status};
+use llmos_tools::{SideEffect, Tool};
+use serde_json::json;
+
+fn n_min() -> usize {
+    5
+}
+
+fn session(limits: Limits) -> Option<Python> {
+    match Sandbox::detect() {
+        Ok(sb) => match Python::with_sandbox(sb, limits, &std::env::temp_dir()) {
+            Ok(p) => Some(p),
+            Err(e) => panic!("{e}"),
+        },
+        Err(e) if std::env::var("LLMOS_REQUIRE_SANDBOX").is_ok_and(|v| v == "1") => panic!("{e}"),
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            None
+        }
+    }
+}
+
+fn quick() -> Limits {
+    Limits { wall: Duration::from_secs(10), cpu_s: 10, ..Limits::default() }
+}
+
+fn run(p: &Python, code: &str) -> CellResult {
+    p.run(code).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Processes whose working directory is `dir` (the sandbox's scratch dir),
+/// found by inode so it works across mount namespaces.
+fn processes_in(dir: &Path) -> usize {
+    let Ok(want) = std::fs::metadata(dir).map(|m| (m.dev(), m.ino())) else { return 0 };
+    let Ok(rd) = std::fs::read_dir("/proc") else { return 0 };
+    rd.flatten()
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|e| std::fs::metadata(e.path().join("cwd")).ok())
+        .filter(|m| (m.dev(), m.ino()) == want)
+        .count()
+}
+
+#[test]
+fn state_persists_between_calls_and_last_expression_is_shown() {
+    let Some(p) = session(quick()) else { return };
+    let r = run(&p, "x = 41\nimport math");
+    assert_eq!(r.status, Status::Ok, "{r:?}");
+    assert!(r.fresh_process);
+    let r = run(&p, "x + 1");
+    assert_eq!((r.stdout.trim(), &r.status, r.fresh_process), ("42", &Status::Ok, false), "{r:?}");
+    let r = run(&p, "1/0");
+    assert_eq!(r.status, Status::Exception("ZeroDivisionError".into()));
+    assert!(r.stderr.contains("ZeroDivisionError") && !r.stderr.contains("_run"), "{}", r.stderr);
+    let r = run(&p, "print(math.factorial(5), x)");
+    assert_eq!(r.stdout.trim(), "120 41", "an exception must not lose the session: {r:?}");
+}
+
+#[test]
+fn network_access_is_blocked() {
+    let Some(p) = session(quick()) else { return };
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    listener.set_nonblocking(true).unwrap_or_else(|e| panic!("{e}"));
+    let code = format!(
+        "import socket\n\
+         for host, port in [('127.0.0.1', {port}), ('1.1.1.1', 53), ('example.com', 80)]:\n\
+         \x20   try:\n\
+         \x20       socket.create_connection((host, port), timeout=3).close()\n\
+         \x20       print('CONNECTED', host)\n\
+         \x20   except OSError as e:\n\
+         \x20       print('blocked', host, e)\n"
+    );
+    let r = run(&p, &code);
+    assert!(!r.stdout.contains("CONNECTED"), "{r:?}");
+    assert_eq!(r.stdout.matches("blocked").count(), 3, "{r:?}");
+    match listener.accept() {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+        other => panic!("the host listener saw a connection from the sandbox: {other:?}"),
+    }
+}
+
+#[test]
+fn files_outside_scratch_cannot_be_read() {
+    let Some(p) = session(quick()) else { return };
+    // A host file we know exists, and host places that must stay hidden.
+    let here = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    assert!(std::path::Path::new(here).exists());
+    let code = format!(
+        "import os\n\
+         for path in [{here:?}, '/root/.bashrc', '/etc/passwd', '/etc/shadow', '/work', '/home']:\n\
+         \x20   try:\n\
+         \x20       if os.path.isdir(path):\n\
+         \x20           print('LISTED', path, os.listdir(path)[:3])\n\
+         \x20       else:\n\
+         \x20           open(path).read(10); print('READ', path)\n\
+         \x20   except OSError as e:\n\
+         \x20       print('denied', path, type(e).__name__)\n\
+         try:\n\
+         \x20   open('/usr/evil', 'w'); print('WROTE /usr')\n\
+         except OSError as e:\n\
+         \x20   print('denied /usr', type(e).__name__)\n"
+    );
+    let r = run(&p, &code);
+    assert_eq!(r.status, Status::Ok, "{r:?}");
+    assert!(!r.stdout.contains("READ") && !r.stdout.contains("LISTED") && !r.stdout.contains("WROTE"), "{}", r.stdout);
+    assert_eq!(r.stdout.matches("denied").count(), 7, "{}", r.stdout);
+}
+
+#[test]
+fn fork_bomb_is_contained() {
+    let limits = Limits { wall: Duration::from_secs(5), processes: 32, ..quick() };
+    let Some(p) = session(limits) else { return };
+    // Bounded first: count how many children we get before fork fails.
+    let r = run(
+        &p,
+        "import os, time\nn = 0\ntry:\n    for _ in range(500):\n        if os.fork() == 0:\n            time.sleep(60); os._exit(0)\n        n += 1\nexcept OSError as e:\n    print('fork failed:', e)\nprint('children', n)",
+    );
+    assert!(processes_in(&p.scratch()) > n_min(), "the children should be alive and visible: {r:?}");
+    let n: usize = r.stdout.lines().find_map(|l| l.strip_prefix("children ")).and_then(|s| s.trim().parse().ok()).unwrap_or(999);
+    assert!(n < 32, "the process limit did not hold: {r:?}");
+    // Then a real one: it must come back at the wall-clock limit at the latest.
+    let t = Instant::now();
+    let r = run(&p, "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass");
+    assert!(t.elapsed() < Duration::from_secs(9), "{:?}", t.elapsed());
+    assert!(matches!(r.status, Status::TimedOut | Status::Died(_)), "{r:?}");
+    let ok = Command::new("/usr/bin/true").status().is_ok_and(|s| s.success());
+    assert!(ok, "the host could not start a process after the fork bomb");
+    let t = Instant::now();
+    while processes_in(&p.scratch()) > 0 && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(processes_in(&p.scratch()), 0, "sandbox processes outlived the kill");
+}
+
+#[test]
+fn memory_bomb_is_contained() {
+    let limits = Limits { memory_bytes: 512 << 20, ..quick() };
+    let Some(p) = session(limits) else { return };
+    // 8 GiB at once: calloc would succeed lazily on this host without RLIMIT_AS.
+    let r = run(&p, "b = bytearray(8 << 30)\nprint(len(b))");
+    assert_eq!(r.status, Status::Exception("MemoryError".into()), "{r:?}");
+    let r = run(&p, "a = []\nwhile True:\n    a.append(bytearray(10 << 20))");
+    assert_eq!(r.status, Status::Exception("MemoryError".into()), "{r:?}");
+    let r = run(&p, "del a\nprint('still here')");
+    assert_eq!((r.stdout.trim(), r.fresh_process), ("still here", false), "{r:?}");
+}
+
+#[test]
+fn infinite_loop_is_killed_at_the_timeout() {
+    let limits = Limits { wall: Duration::from_secs(2), ..quick() };
+    let Some(p) = session(limits) else { return };
+    run(&p, "x = 1");
+    let t = Instant::now();
+    let r = run(&p, "while True:\n    pass");
+    let took = t.elapsed();
+    assert_eq!(r.status, Status::TimedOut);
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(4), "{took:?}");
+    assert!(p.render(&r).contains("wall-clock limit"));
+    let r = run(&p, "print('x' in globals())");
+    assert!(r.fresh_process && r.stdout.trim() == "False", "a fresh process after the kill: {r:?}");
+}
+
+#[test]
+fn cpu_limit_ends_a_busy_cell_before_the_wall_clock() {
+    let limits = Limits { wall: Duration::from_secs(30), cpu_s: 1, ..quick() };
+    let Some(p) = session(limits) else { return };
+    let t = Instant::now();
+    let r = run(&p, "while True:\n    pass");
+    assert!(matches!(r.status, Status::Died(_)), "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+}
+
+#[test]
+fn signalling_the_parent_does_not_hurt_the_host() {
+    let Some(p) = session(quick()) else { return };
+    // A host process with the sandbox's own uid: the one a kill(-1) could reach without a pid namespace.
+    let mut sentinel = if sandbox::euid() == 0 {
+        Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "60"]).spawn()
+    } else {
+        Command::new("sleep").arg("60").spawn()
+    }
+    .unwrap_or_else(|e| panic!("{e}"));
+    let r = run(&p, "import os\nos.kill(os.getppid(), 9)\ntry:\n    os.kill(-1, 9)\nexcept OSError as e:\n    print(e)\nprint('alive')");
+    // kill(-1) finds nothing it may signal (ESRCH) or kills only sandbox processes; the ns init ignores SIGKILL.
+    assert!(r.stdout.trim_end().ends_with("alive"), "{r:?}");
+    // kill -9 -1 from a child: takes down the REPL itself, nothing outside.
+    let r = run(&p, "import os\nif os.fork() == 0:\n    os.kill(-1, 9)\n    os._exit(0)\nimport time; time.sleep(5)");
+    assert!(matches!(r.status, Status::Died(_)), "{r:?}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(matches!(sentinel.try_wait(), Ok(None)), "the host sentinel was killed");
+    let _ = sentinel.kill();
+    let _ = sentinel.wait();
+    let r = run(&p, "print(6 * 7)");
+    assert_eq!((r.stdout.trim(), r.fresh_process), ("42", true), "{r:?}");
+}
+
+#[test]
+fn huge_output_is_truncated_with_a_marker() {
+    let limits = Limits { output_bytes: 1000, ..quick() };
+    let Some(p) = session(limits) else { return };
+    let r = run(&p, "import sys\nprint('x' * 10_000_000)\n_ = sys.stderr.write('e' * 5000)");
+    assert_eq!(r.status, Status::Ok, "{:?}", r.status);
+    assert!(r.stdout.starts_with(&"x".repeat(1000)), "{}", &r.stdout[..50]);
+    assert!(r.stdout.contains("[output truncated at 1000 bytes]") && r.stdout.contains("10000001 bytes"), "{}", &r.stdout[1000..]);
+    assert!(r.stdout.len() < 1100 && r.stderr.contains("[output truncated at 1000 bytes]"));
+}
+
+#[test]
+fn created_files_are_returned() {
+    let Some(p) = session(quick()) else { return };
+    let out = p.call(json!({"code": "import os\nos.makedirs('out/deep', exist_ok=True)\nopen('out/deep/t.csv','w').write('a,b\\n1,2\\n')\nopen('r.txt','w').write('hi')"}));
+    assert!(!out.is_error && out.untrusted, "{out:?}");
+    assert!(out.content.contains("out/deep/t.csv (8 bytes)") && out.content.contains("r.txt (2 bytes)"), "{}", out.content);
+    let written = out.side_effects.iter().find_map(|s| match s {
+        SideEffect::FilesWritten(v) => Some(v.clone()),
+        _ => None,
+    });
+    let written = written.unwrap_or_default();
+    assert_eq!(written.len(), 2);
+    let csv = written.iter().find(|p| p.ends_with("t.csv")).map(std::fs::read_to_string);
+    assert_eq!(csv.and_then(Result::ok).as_deref(), Some("a,b\n1,2\n"));
+    // Unchanged files are not reported again.
+    let out = p.call(json!({"code": "print(open('r.txt').read())"}));
+    assert!(out.side_effects.is_empty() && out.content.contains("hi"), "{out:?}");
+}
+
+#[test]
+fn swapping_a_capture_file_for_a_symlink_leaks_nothing() {
+    let Some(p) = session(quick()) else { return };
+    let secret_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let secret = secret_dir.path().join("secret.txt");
+    std::fs::write(&secret, "TOP-SECRET-HOST-DATA").unwrap_or_else(|e| panic!("{e}"));
+    let code = format!("import os\nos.remove('/run/llmos-io/stdout')\nos.symlink({:?}, '/run/llmos-io/stdout')", secret.display().to_string());
+    let r = run(&p, &code);
+    assert!(!r.stdout.contains("TOP-SECRET") && !r.stderr.contains("TOP-SECRET"), "{r:?}");
+    let r = run(&p, "print('next')");
+    assert!(r.stdout.contains("next") && !r.stdout.contains("TOP-SECRET"), "{r:?}");
+}
+
+#[test]
+fn bad_arguments_are_explained() {
+    let Some(p) = session(quick()) else { return };
+    let out = p.call(json!({"code": 3}));
+    assert!(out.is_error && out.content.contains("'code' must be a string"), "{out:?}");
+    let out = p.call(json!({"source": "1"}));
+    assert!(out.is_error && out.content.contains("unknown argument 'source'"), "{out:?}");
+}
