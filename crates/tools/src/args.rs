@@ -28,6 +28,11 @@ impl<'a> Args<'a> {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
+    /// The key is present and not null.
+    pub fn is_set(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
     /// # Errors
     /// Missing, null or not a string.
     pub fn string(&self, key: &str) -> Result<String, String> {
