@@ -113,3 +113,30 @@ pub enum Error {
     #[error("browse: {0}")]
     Browse(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Constrained decoding relies on this: every property required, nothing else allowed.
+    #[test]
+    fn every_schema_is_strict() {
+        let dir = std::env::temp_dir();
+        let tools: Vec<Box<dyn Tool>> = vec![
+            Box::new(calc::Calculator::default()),
+            Box::new(files::Files::new(&[&dir]).unwrap_or_else(|e| panic!("{e}"))),
+            Box::new(browse::Browse::new(&["example.org"])),
+        ];
+        for t in tools {
+            let p = t.parameters();
+            let props: Vec<&String> = p["properties"].as_object().map(|o| o.keys().collect()).unwrap_or_default();
+            let req: Vec<&str> = p["required"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
+            assert!(!props.is_empty(), "{}", t.name());
+            for k in &props {
+                assert!(req.contains(&k.as_str()), "{}: '{k}' must be required (nullable if optional)", t.name());
+            }
+            assert_eq!(p["additionalProperties"], false, "{}", t.name());
+            assert_eq!(t.definition()["function"]["strict"], true);
+        }
+    }
+}

@@ -457,7 +457,7 @@ impl Evaluator<'_> {
             return Err(self.err(span, format!("{f}() takes 1 number{}, got {}", if f == "root" { " and a degree" } else { "" }, v.len())));
         }
         let neg = v[0].to_f64() < 0.0;
-        if neg && n % 2 == 0 {
+        if neg && n.is_multiple_of(2) {
             return Err(self.err(span, format!("{f}() of a negative number ({}) is complex, which is not supported", v[0].to_f64())));
         }
         if let Value::Exact(r) = &v[0] {
@@ -511,7 +511,7 @@ impl Evaluator<'_> {
 
 /// The exact n-th root of `r`, if both numerator and denominator are perfect n-th powers.
 fn exact_root(r: &BigRational, n: u32) -> Option<BigRational> {
-    if n == 0 || (r.is_negative() && n % 2 == 0) {
+    if n == 0 || (r.is_negative() && n.is_multiple_of(2)) {
         return None;
     }
     let root_int = |x: &BigInt| -> Option<BigInt> {
