@@ -24,7 +24,7 @@
 //! a one-row, one-token call; tiles, chunks and token groups only change
 //! which lanes run together. The legacy tiles reproduce the float order of
 //! the `dot` kernels exactly (their 8-lane partial sums are 8 zmm here, one
-//! per column group; see [`legacy_one`]), so matmul results are the same
+//! per column group; see [`legacy_tokens`]), so matmul results are the same
 //! bits as before the GEMM and as `simd::vec_dot`. The k-quant tiles keep
 //! the scalar reference's expression (`sum += dy·d·S1 − dy·dmin·S2` resp.
 //! `sum += d·dy·total`) and so equal `vec_dot_scalar` bit for bit, like the
@@ -314,7 +314,7 @@ unsafe fn load_f(p: *const u8) -> __m512 {
     _mm512_load_ps(p.cast())
 }
 
-/// One token × 16 rows over all `nb` unpacked legacy blocks at `buf`
+/// `T` tokens × 16 rows over all `nb` unpacked legacy blocks at `buf`
 /// (activation blocks at `act`, aux at `aux`), stored to `out` (lanes in
 /// `mask`). The float order is exactly that of the `dot` kernels in
 /// `x86.rs` (`legacy_group`), lane g of their 8-lane vectors being column
@@ -322,53 +322,75 @@ unsafe fn load_f(p: *const u8) -> __m512 {
 /// pj_g, t_g)`, `acc_g += t_g`; mins into four lanes `summ_j = fma(mw, sa,
 /// summ_j)`; result `hsum8(acc) + hsum4(summ)` in their shuffle order.
 #[inline(always)]
-unsafe fn legacy_one<W: Legacy>(buf: *const u8, nb: usize, act: *const u8, aux: *const Aux, out: *mut f32, mask: __mmask16) {
+unsafe fn legacy_tokens<W: Legacy, const T: usize>(
+    buf: *const u8,
+    nb: usize,
+    act: [*const u8; T],
+    aux: [*const Aux; T],
+    out: [*mut f32; T],
+    mask: __mmask16,
+) {
     let (ab, qs) = if W::MIN {
         (q8_1::BYTES, q8_1::QS)
     } else {
         (q8_0::BYTES, q8_0::QS)
     };
     let bb = block_buf_bytes(1, W::META);
-    let mut acc = [_mm512_setzero_ps(); 8];
-    let mut summ = [_mm512_setzero_ps(); 4];
+    let mut acc = [[_mm512_setzero_ps(); 8]; T];
+    let mut summ = [[_mm512_setzero_ps(); 4]; T];
     let mut i = 0;
     while i < nb {
         let g_len = (nb - i).min(4);
-        let mut tt = [_mm512_setzero_ps(); 8];
+        let mut tt = [[_mm512_setzero_ps(); 8]; T];
         for j in 0..g_len {
             let b = i + j;
             let run = buf.add(b * bb);
             let meta = run.add(RUN_BYTES);
-            let x = &*aux.add(b);
-            let d = _mm512_mul_ps(load_f(meta), _mm512_set1_ps(f32::from_bits(x[0])));
-            let a = act.add(b * ab + qs);
+            let dw = load_f(meta);
+            let x: [&Aux; T] = core::array::from_fn(|k| &*aux[k].add(b));
+            let d: [__m512; T] =
+                core::array::from_fn(|k| _mm512_mul_ps(dw, _mm512_set1_ps(f32::from_bits(x[k][0]))));
             for g in 0..8 {
-                let init = if W::MIN {
-                    _mm512_setzero_si512()
-                } else {
-                    _mm512_set1_epi32(x[2 + g] as i32)
-                };
-                let is = _mm512_dpbusd_epi32(init, load_i(run.add(64 * g)), bcast(a.add(4 * g)));
-                let p = _mm512_cvtepi32_ps(is);
-                tt[g] = if j == 0 { _mm512_mul_ps(d, p) } else { _mm512_fmadd_ps(d, p, tt[g]) };
+                let wv = load_i(run.add(64 * g));
+                for k in 0..T {
+                    let init = if W::MIN {
+                        _mm512_setzero_si512()
+                    } else {
+                        _mm512_set1_epi32(x[k][2 + g] as i32)
+                    };
+                    let a = act[k].add(b * ab + qs + 4 * g);
+                    let p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(init, wv, bcast(a)));
+                    tt[k][g] = if j == 0 {
+                        _mm512_mul_ps(d[k], p)
+                    } else {
+                        _mm512_fmadd_ps(d[k], p, tt[k][g])
+                    };
+                }
             }
             if W::MIN {
                 let mw = load_f(meta.add(64));
-                summ[j] = _mm512_fmadd_ps(mw, _mm512_set1_ps(f32::from_bits(x[1])), summ[j]);
+                for k in 0..T {
+                    summ[k][j] = _mm512_fmadd_ps(mw, _mm512_set1_ps(f32::from_bits(x[k][1])), summ[k][j]);
+                }
             }
         }
-        for g in 0..8 {
-            acc[g] = _mm512_add_ps(acc[g], tt[g]);
+        for k in 0..T {
+            for g in 0..8 {
+                acc[k][g] = _mm512_add_ps(acc[k][g], tt[k][g]);
+            }
         }
         i += g_len;
     }
-    // hsum of 8 lanes: (lo + hi), then + movehl, then + movehdup.
-    let h = _mm512_add_ps(
-        _mm512_add_ps(_mm512_add_ps(acc[0], acc[4]), _mm512_add_ps(acc[2], acc[6])),
-        _mm512_add_ps(_mm512_add_ps(acc[1], acc[5]), _mm512_add_ps(acc[3], acc[7])),
-    );
-    let h4 = _mm512_add_ps(_mm512_add_ps(summ[0], summ[2]), _mm512_add_ps(summ[1], summ[3]));
-    _mm512_mask_storeu_ps(out, mask, _mm512_add_ps(h, h4));
+    for k in 0..T {
+        let (a, s) = (&acc[k], &summ[k]);
+        // hsum of 8 lanes: (lo + hi), then + movehl, then + movehdup.
+        let h = _mm512_add_ps(
+            _mm512_add_ps(_mm512_add_ps(a[0], a[4]), _mm512_add_ps(a[2], a[6])),
+            _mm512_add_ps(_mm512_add_ps(a[1], a[5]), _mm512_add_ps(a[3], a[7])),
+        );
+        let h4 = _mm512_add_ps(_mm512_add_ps(s[0], s[2]), _mm512_add_ps(s[1], s[3]));
+        _mm512_mask_storeu_ps(out[k], mask, _mm512_add_ps(h, h4));
+    }
 }
 
 /// q4_K / q5_K: `T` tokens × 16 rows over `nb` unpacked super-blocks.
@@ -507,8 +529,15 @@ macro_rules! legacy_tile_impl {
             const CHUNKED: bool = false;
             #[inline(always)]
             unsafe fn tile<const T: usize>(buf: *const u8, nb: usize, act: [*const u8; T], aux: [*const Aux; T], out: [*mut f32; T], mask: __mmask16, _: bool) {
-                for k in 0..T {
-                    legacy_one::<$w>(buf, nb, act[k], aux[k], out[k], mask);
+                // Two tokens share each weight load; more would spill the
+                // 16 accumulators a token needs.
+                let mut k = 0;
+                while k + 2 <= T {
+                    legacy_tokens::<$w, 2>(buf, nb, [act[k], act[k + 1]], [aux[k], aux[k + 1]], [out[k], out[k + 1]], mask);
+                    k += 2;
+                }
+                if k < T {
+                    legacy_tokens::<$w, 1>(buf, nb, [act[k]], [aux[k]], [out[k]], mask);
                 }
             }
         }
