@@ -299,10 +299,16 @@ fn matmul_level(
     if n == 0 || w.rows == 0 {
         return;
     }
+    // Decode (a token or a few): the GEMM would unpack every 16-row tile
+    // for one token, which costs more than the dots; the dots read the
+    // packed rows straight from memory. Both give the same bits (tests:
+    // matmul_n37_equals_37_single_token_calls_at_every_level).
     #[cfg(target_arch = "x86_64")]
-    if let Some(gemm) = simd::gemm_at(level, w.ty) {
-        matmul_gemm(gemm, pool, w, x, n, y, scratch);
-        return;
+    if n >= GEMM_MIN_TOKENS {
+        if let Some(gemm) = simd::gemm_at(level, w.ty) {
+            matmul_gemm(gemm, pool, w, x, n, y, scratch);
+            return;
+        }
     }
     let a_row = quantize_activations(pool, w, x, n, scratch, false);
     let q = &scratch.q[..n * a_row];
@@ -340,6 +346,10 @@ fn matmul_level(
         }
     });
 }
+
+/// Fewest tokens for which the tiled GEMM beats the per-row dots.
+#[cfg(target_arch = "x86_64")]
+const GEMM_MIN_TOKENS: usize = 4;
 
 /// Activation bytes a GEMM token block may span: the block's quantized rows
 /// stay in L2 while the row tiles pass over them.
