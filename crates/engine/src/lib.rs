@@ -46,6 +46,8 @@ pub enum EngineError {
          pass --template NAME|FILE or use --raw"
     )]
     NoTemplate { arch: String },
+    #[error("constrained decoding failed: {0}")]
+    Constraint(String),
 }
 
 /// Options for [`Engine::load`].
@@ -270,6 +272,30 @@ impl Engine {
         prompt: &[u32],
         params: &GenParams,
         cancel: &AtomicBool,
+        on_text: impl FnMut(&str),
+    ) -> Result<GenOutput, EngineError> {
+        self.generate_constrained(sess, prompt, params, None, cancel, on_text)
+    }
+
+    /// [`generate`](Engine::generate) under an optional grammar (a JSON
+    /// schema, tool calls: `llmos-grammar` behind the
+    /// [`batch::TokenConstraint`] seam, as the batch scheduler uses it).
+    /// Before each sample the constraint masks the logits; the sampled
+    /// token is committed to it; generation ends with [`Finish::Stop`] once
+    /// the grammar is finished (an end token is only allowed where the
+    /// grammar may end, and ends with [`Finish::Eog`] as usual).
+    ///
+    /// # Errors
+    /// As [`generate`](Engine::generate), and
+    /// [`EngineError::Constraint`] when the grammar allows no token or
+    /// rejects the sampled one.
+    pub fn generate_constrained(
+        &self,
+        sess: &mut Session,
+        prompt: &[u32],
+        params: &GenParams,
+        mut constraint: Option<&mut dyn batch::TokenConstraint>,
+        cancel: &AtomicBool,
         mut on_text: impl FnMut(&str),
     ) -> Result<GenOutput, EngineError> {
         if prompt.is_empty() {
@@ -330,9 +356,17 @@ impl Engine {
             if cancel.load(Ordering::Relaxed) {
                 break Finish::Cancelled;
             }
+            if let Some(c) = constraint.as_deref_mut() {
+                c.mask(&mut logits).map_err(EngineError::Constraint)?;
+            }
             let tok = sampler.sample(&mut logits, &sess.tokens)?;
             if self.tokenizer.is_eog(tok) {
                 break Finish::Eog;
+            }
+            let mut grammar_done = false;
+            if let Some(c) = constraint.as_deref_mut() {
+                c.commit(tok).map_err(EngineError::Constraint)?;
+                grammar_done = c.is_finished();
             }
             out.tokens.push(tok);
             if !self.tokenizer.is_control(tok) {
@@ -345,6 +379,11 @@ impl Engine {
                 if hit {
                     break Finish::Stop;
                 }
+            }
+            if grammar_done {
+                // The grammar allows nothing more (like a stop string, the
+                // last token is not run; the next turn's prefix reuse runs it).
+                break Finish::Stop;
             }
             if sess.tokens.len() >= n_ctx {
                 break Finish::ContextFull;
