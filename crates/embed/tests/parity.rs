@@ -2,7 +2,7 @@
 //!
 //! Reference: `tests/fixtures/embed/minilm.{json,bin}`, made once by
 //! `tools/ref/make_embed_fixtures.py` (its JSON header records the versions
-//! and the command). The bar is cosine ≥ 0.999 per text, for 61 texts: short,
+//! and the command). The bar is cosine ≥ 0.999 per text, for 60 texts: short,
 //! empty after strip, unicode, code, and longer than the 256-piece limit
 //! (truncated as sentence-transformers truncates).
 //!
@@ -90,7 +90,9 @@ fn check(format: WeightFormat, bar: f64) {
     assert_eq!(e.dim(), fx.dim);
     assert_eq!(e.max_tokens(), 256);
     let refs: Vec<&str> = fx.texts.iter().map(String::as_str).collect();
+    let t0 = std::time::Instant::now();
     let (got, total) = e.embed_counted(&refs).expect("embed");
+    let secs = t0.elapsed().as_secs_f64();
     assert_eq!(total, fx.n_tokens.iter().sum::<usize>(), "total tokens");
     let mut worst = (1.0f64, 0usize);
     for (i, (g, r)) in got.iter().zip(&fx.vecs).enumerate() {
@@ -103,7 +105,7 @@ fn check(format: WeightFormat, bar: f64) {
         assert!((norm - 1.0).abs() < 1e-4, "text {i}: norm {norm}");
     }
     eprintln!(
-        "{format:?}: worst cosine {:.6} on text {} {:?}",
+        "{format:?}: {total} tokens in {secs:.2}s; worst cosine {:.6} on text {} {:?}",
         worst.0,
         worst.1,
         fx.texts[worst.1].chars().take(40).collect::<String>()
@@ -126,4 +128,12 @@ fn one_by_one_equals_batched() {
         let one = e.embed(&[t]).expect("embed");
         assert!(cosine(&one[0], b) > 0.999_999, "{t:?}");
     }
+}
+
+/// F16 weights are allowed by the bar too (0.999999 measured), though not
+/// faster on the dot4 path; Q8_0 misses it (0.998 on "???"), so it is not
+/// offered as a default.
+#[test]
+fn f16_matches_sentence_transformers() {
+    check(WeightFormat::F16, 0.999);
 }

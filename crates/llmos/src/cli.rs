@@ -97,6 +97,12 @@ pub enum Command {
     Bench(BenchArgs),
     /// Serve an OpenAI-compatible HTTP API (chat, completions, models, metrics).
     Serve(ServeArgs),
+    /// Index files or folders for search and ask (text, Markdown, HTML, code, PDF).
+    Ingest(crate::rag::IngestArgs),
+    /// Search an index: hits with score, file and lines.
+    Search(crate::rag::SearchArgs),
+    /// Answer a question from an index, citing file:line sources.
+    Ask(crate::rag::AskArgs),
 }
 
 #[derive(Args, Debug, Clone)]

@@ -6,6 +6,7 @@ mod chat;
 mod cli;
 mod info;
 mod perplexity;
+mod rag;
 mod serve;
 
 use anyhow::{bail, Context, Result};
@@ -148,6 +149,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             bench::run(&path, &args)
         }
         Command::Serve(args) => serve::run(&store()?, &args),
+        Command::Ingest(args) => rag::ingest(&store()?, &args),
+        Command::Search(args) => rag::search(&store()?, &args),
+        Command::Ask(args) => rag::ask(&store()?, &args),
     }
 }
 

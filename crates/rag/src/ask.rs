@@ -40,10 +40,12 @@ pub fn relevant(hits: &[Hit], min_cosine: f32) -> Vec<&Hit> {
 }
 
 /// Builds the prompt: numbered excerpts, then the question, with the rule
-/// to answer only from them and cite `[n]`. `max_chars` bounds the excerpts'
-/// total so the prompt fits a small model's context.
+/// to answer from them and cite `[n]`. `max_chars` bounds the excerpts'
+/// total so the prompt fits a small model's context. The wording is short
+/// on purpose: smollm2-135m answers correctly from this shape and loses the
+/// thread with longer instructions (tried; see the commit message).
 pub fn build_prompt(question: &str, hits: &[&Hit], max_chars: usize) -> Prompt {
-    let mut user = String::from("Sources:\n\n");
+    let mut user = String::from("Context:\n");
     let mut sources = Vec::new();
     let mut used = 0;
     for h in hits {
@@ -67,19 +69,16 @@ pub fn build_prompt(question: &str, hits: &[&Hit], max_chars: usize) -> Prompt {
             line_end: c.line_end,
         });
         let n = sources.len();
-        user.push_str(&format!("[{n}] ({}", file_name(&c.path)));
-        if !c.heading.is_empty() {
-            user.push_str(&format!(", {}", c.heading));
-        }
-        user.push_str(&format!(")\n{text}\n\n"));
+        let title = if c.heading.is_empty() {
+            file_name(&c.path).to_string()
+        } else {
+            format!("{}, {}", file_name(&c.path), c.heading)
+        };
+        user.push_str(&format!("[{n}] ({title}) {text}\n"));
     }
-    user.push_str(&format!(
-        "Question: {question}\n\nAnswer using only the sources above. \
-         After each fact, cite its source number in square brackets, like [1]."
-    ));
-    let system = "You answer questions from the user's own documents. Use only the numbered \
-                  sources you are given, cite them as [1], [2], and if they do not contain the \
-                  answer, say that you do not know."
+    user.push_str(&format!("\nQuestion: {question}"));
+    let system = "Answer the question using the context. Cite the source number like [1]. \
+                  If the context does not contain the answer, say you do not know."
         .to_string();
     Prompt {
         system,
@@ -139,7 +138,7 @@ mod tests {
         let hits = [hit("/d/a.md", "alpha", 0.7), hit("/d/b.md", "beta", 0.5)];
         let refs: Vec<&Hit> = hits.iter().collect();
         let p = build_prompt("what?", &refs, 4000);
-        assert!(p.user.contains("[1] (a.md, Setup)\nalpha") && p.user.contains("[2] (b.md, Setup)\nbeta"));
+        assert!(p.user.contains("[1] (a.md, Setup) alpha\n") && p.user.contains("[2] (b.md, Setup) beta\n"), "{}", p.user);
         assert_eq!(p.sources[1].to_string(), "/d/b.md:3-9");
     }
 
