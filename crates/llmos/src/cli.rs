@@ -147,6 +147,10 @@ pub struct ServeArgs {
     /// Threads per model (default: all cores).
     #[arg(short, long, default_value_t = 0)]
     pub threads: usize,
+    /// Also serve this sentence-embedding model on /v1/embeddings
+    /// (repeatable; e.g. all-minilm-l6-v2).
+    #[arg(long = "embedding-model")]
+    pub embedding_models: Vec<String>,
 }
 
 #[derive(Args, Debug, Clone)]

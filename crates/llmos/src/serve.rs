@@ -48,7 +48,20 @@ pub fn run(store: &Store, a: &ServeArgs) -> Result<ExitCode> {
             queue: a.queue,
         },
     };
-    llmos_server::serve(cfg, models)?;
+    let mut embedders = Vec::new();
+    for spec in &a.embedding_models {
+        let dir = crate::resolve(store, spec)?;
+        let e = llmos_embed::Embedder::load_with(
+            &dir,
+            &llmos_embed::LoadOptions {
+                threads: a.threads,
+                ..Default::default()
+            },
+        )
+        .with_context(|| format!("loading {}", dir.display()))?;
+        embedders.push((spec.clone(), Arc::new(e)));
+    }
+    llmos_server::serve_with_embedders(cfg, models, embedders)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -733,6 +733,9 @@ pub async fn embeddings(State(st): State<Shared>, body: Result<Bytes, BytesRejec
     let r = async {
         let body = body_bytes(body)?;
         let req: api::EmbeddingRequest = api::parse_json(&body)?;
+        if let Some(e) = st.embedders.iter().find(|e| e.name == req.model) {
+            return crate::embed::handle(e, &body).await;
+        }
         let m = find_model(&st, &req.model)?;
         let _ = &req.input;
         Err::<Response, _>(

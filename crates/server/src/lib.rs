@@ -27,6 +27,7 @@
 
 pub mod api;
 mod constrain;
+mod embed;
 mod error;
 mod http;
 mod listen;
@@ -89,6 +90,8 @@ pub(crate) struct ModelEntry {
 
 pub(crate) struct AppState {
     pub models: Vec<ModelEntry>,
+    /// Served by `/v1/embeddings`.
+    pub embedders: Vec<embed::EmbedEntry>,
     pub limits: api::Limits,
     pub api_key: Option<String>,
     pub metrics: metrics::Metrics,
@@ -152,6 +155,19 @@ fn router(state: Arc<AppState>, cfg: &ServerConfig) -> Result<Router, ServerErro
 /// A non-loopback host without an API key, a bad host or origin, duplicate
 /// model names, or a port that cannot be bound.
 pub fn serve(cfg: ServerConfig, models: Vec<(String, Arc<Engine>)>) -> Result<(), ServerError> {
+    serve_with_embedders(cfg, models, Vec::new())
+}
+
+/// [`serve`], plus sentence-embedding models for `POST /v1/embeddings`
+/// (requested by their name, like the chat models).
+///
+/// # Errors
+/// As [`serve`].
+pub fn serve_with_embedders(
+    cfg: ServerConfig,
+    models: Vec<(String, Arc<Engine>)>,
+    embedders: Vec<(String, Arc<llmos_embed::Embedder>)>,
+) -> Result<(), ServerError> {
     if models.is_empty() {
         return Err(ServerError::NoModels);
     }
@@ -198,6 +214,10 @@ pub fn serve(cfg: ServerConfig, models: Vec<(String, Arc<Engine>)>) -> Result<()
     }
     let state = Arc::new(AppState {
         models: entries,
+        embedders: embedders
+            .into_iter()
+            .map(|(name, embedder)| embed::EmbedEntry { name, embedder })
+            .collect(),
         limits: cfg.limits,
         api_key: cfg.api_key.clone().filter(|k| !k.is_empty()),
         metrics: metrics::Metrics::default(),
