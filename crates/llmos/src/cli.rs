@@ -97,6 +97,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Serve an OpenAI-compatible HTTP API (chat, completions, models, metrics).
     Serve(ServeArgs),
+    /// Solve a task with tools (calculator, sandboxed python, files, browse), step by step.
+    Agent(crate::agent::AgentArgs),
     /// Index files or folders for search and ask (text, Markdown, HTML, code, PDF).
     Ingest(crate::rag::IngestArgs),
     /// Search an index: hits with score, file and lines.

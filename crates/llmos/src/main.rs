@@ -1,6 +1,7 @@
 //! `llmos`: the command-line front end. Thin by design: each subcommand parses
 //! its flags, calls the libraries, prints, and maps errors to exit codes.
 
+mod agent;
 mod bench;
 mod chat;
 mod cli;
@@ -149,6 +150,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             bench::run(&path, &args)
         }
         Command::Serve(args) => serve::run(&store()?, &args),
+        Command::Agent(args) => agent::run(&store()?, &args),
         Command::Ingest(args) => rag::ingest(&store()?, &args),
         Command::Search(args) => rag::search(&store()?, &args),
         Command::Ask(args) => rag::ask(&store()?, &args),
@@ -156,7 +158,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
 }
 
 /// Progress bars only where a person watches.
-fn progress() -> Progress {
+pub(crate) fn progress() -> Progress {
     if std::io::stderr().is_terminal() {
         Progress::Bar
     } else {

@@ -1,0 +1,143 @@
+//! `llmos agent`: the agent loop of llmos-agent on a local model, printing
+//! each step (thought, call, result) as it happens, then the final answer
+//! and what ended the run.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use llmos_agent::guard::{Approval, Verdict};
+use llmos_agent::{Agent, EngineLlm, Event, Limits};
+use llmos_engine::{Engine, GenParams, LoadOptions};
+use llmos_sample::SamplerConfig;
+use llmos_store::Store;
+use llmos_tools::Tool;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The agent's default model: small, and trained on hermes tool calls.
+pub const AGENT_MODEL: &str = "qwen2.5-coder-0.5b-instruct";
+
+#[derive(Args, Debug, Clone)]
+pub struct AgentArgs {
+    /// Catalog name, .gguf path or URL.
+    #[arg(short, long, default_value = AGENT_MODEL)]
+    pub model: String,
+    /// Most model turns before the run stops without an answer.
+    #[arg(long, default_value_t = 8)]
+    pub max_steps: usize,
+    /// Most tokens generated over the whole run.
+    #[arg(long, default_value_t = 4096)]
+    pub max_tokens: usize,
+    /// Also print every guard decision.
+    #[arg(long)]
+    pub trace: bool,
+    /// Give the `files` tool read access under DIR (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub files: Vec<PathBuf>,
+    /// Let `files` write under DIR without asking (inside a --files root;
+    /// after untrusted data the guard still refuses).
+    #[arg(long, value_name = "DIR")]
+    pub allow_writes: Vec<PathBuf>,
+    /// Give the `browse` tool this host (repeatable).
+    #[arg(long, value_name = "HOST")]
+    pub browse: Vec<String>,
+    /// Leave the python tool out.
+    #[arg(long)]
+    pub no_python: bool,
+    /// Sampling temperature (0: greedy, the default).
+    #[arg(long, default_value_t = 0.0)]
+    pub temp: f32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Context size in tokens (default: min(4096, the model's)).
+    #[arg(short, long, default_value_t = 0)]
+    pub ctx: usize,
+    /// Threads (default: all cores).
+    #[arg(short, long, default_value_t = 0)]
+    pub threads: usize,
+    /// The task.
+    pub task: String,
+}
+
+const SHOW: usize = 600;
+
+fn shorten(s: &str) -> String {
+    let s = s.trim_end();
+    if s.len() <= SHOW {
+        return s.to_string();
+    }
+    let mut cut = SHOW;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… [{} more bytes]", &s[..cut], s.len() - cut)
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+}
+
+pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
+    let mut tools: Vec<Box<dyn Tool>> = vec![Box::new(llmos_tools::calc::Calculator::default())];
+    if !a.no_python {
+        match llmos_tools::python::Python::new(llmos_tools::python::Limits::default()) {
+            Ok(p) => tools.push(Box::new(p)),
+            Err(e) => eprintln!("note: python tool omitted: {e}"),
+        }
+    }
+    if !a.files.is_empty() {
+        let mut f = llmos_tools::files::Files::new(&a.files)?;
+        if !a.allow_writes.is_empty() {
+            f = f.allow_writes_under(&a.allow_writes)?;
+        }
+        tools.push(Box::new(f));
+    }
+    if !a.browse.is_empty() {
+        tools.push(Box::new(llmos_tools::browse::Browse::new(&a.browse)));
+    }
+    let mut agent = Agent::new(tools);
+    agent.limits = Limits { max_steps: a.max_steps, token_budget: a.max_tokens, ..Limits::default() };
+    agent.approval = Approval::Deny;
+
+    let path = store.resolve(&a.model, true, crate::progress())?;
+    let engine = Engine::load(&path, LoadOptions { threads: a.threads, template: None })
+        .with_context(|| format!("loading {}", path.display()))?;
+    let params = GenParams {
+        max_tokens: None,
+        sampler: SamplerConfig { temperature: a.temp, seed: a.seed, ..SamplerConfig::default() },
+        stop: Vec::new(),
+    };
+    let cancel = crate::cancel_flag()?;
+    let mut llm = EngineLlm::new(&engine, &agent, params, a.ctx, &cancel)?;
+    let names: Vec<&str> = agent.tools.iter().map(|t| t.name()).collect();
+    eprintln!("agent: {} with tools {}", path.file_stem().map_or_else(|| a.model.clone(), |s| s.to_string_lossy().into_owned()), names.join(", "));
+
+    let mut out = std::io::stdout().lock();
+    let trace = a.trace;
+    let outcome = agent.run(&mut llm, &a.task, &mut |ev| {
+        let _ = match ev {
+            Event::Step(n) => writeln!(out, "── step {n}"),
+            Event::Thought(t) => writeln!(out, "thought: {}", shorten(t)),
+            Event::Call { name, arguments } => writeln!(out, "call: {name} {arguments}"),
+            Event::Result { name, output } => {
+                let tag = if output.is_error { " (error)" } else if output.untrusted { " (untrusted data)" } else { "" };
+                writeln!(out, "result of {name}{tag}:\n{}", indent(&shorten(&output.content)))
+            }
+            // Refusals are always shown; the rest with --trace.
+            Event::Guard(d) if trace || d.verdict == Verdict::Refuse => writeln!(out, "{d}"),
+            Event::Guard(_) => Ok(()),
+            Event::Answer(_) => Ok(()),
+        };
+        let _ = out.flush();
+    })?;
+    let mut out = std::io::stdout().lock();
+    if let Some(ans) = &outcome.answer {
+        writeln!(out, "── answer\n{ans}")?;
+    }
+    writeln!(
+        out,
+        "── ended: {} after {} step(s), {} tokens generated",
+        outcome.end, outcome.steps, outcome.generated_tokens
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
