@@ -57,11 +57,12 @@ pub struct Turn {
 /// A model that answers a conversation, possibly with tool calls.
 pub trait Llm {
     /// Generates the assistant's next message for `messages`, at most
-    /// `max_tokens` tokens.
+    /// `max_tokens` tokens. With `tools` false the message must be text
+    /// (the loop asks for an answer), and it is taken as the answer.
     ///
     /// # Errors
     /// Whatever the model or the grammar reports.
-    fn turn(&mut self, messages: &[Message], max_tokens: usize) -> Result<Turn, AgentError>;
+    fn turn(&mut self, messages: &[Message], max_tokens: usize, tools: bool) -> Result<Turn, AgentError>;
 }
 
 /// Why the loop ended.
@@ -188,6 +189,9 @@ impl Agent {
         let mut guard = Guard::new(self.approval);
         let mut generated = 0usize;
         let mut step = 0usize;
+        // Calls already run (name, arguments) → what they returned.
+        let mut done: Vec<(String, String, String)> = Vec::new();
+        let mut answer_now = false;
         let end = loop {
             if step >= self.limits.max_steps {
                 break End::MaxSteps(self.limits.max_steps);
@@ -198,13 +202,17 @@ impl Agent {
             step += 1;
             on_event(Event::Step(step));
             let budget = (self.limits.token_budget - generated).min(self.limits.max_turn_tokens);
-            let turn = match llm.turn(&messages, budget) {
+            let turn = match llm.turn(&messages, budget, !answer_now) {
                 Ok(t) => t,
                 Err(AgentError::Engine(EngineError::PromptTooLong { .. })) => break End::ContextFull,
                 Err(e) => return Err(e),
             };
             generated += turn.generated_tokens;
-            let parsed = parse_tool_calls_for(&turn.text, &defs);
+            let parsed = if answer_now {
+                llmos_grammar::ParsedOutput { content: Some(turn.text.trim().to_string()), tool_calls: Vec::new() }
+            } else {
+                parse_calls(&turn.text, &defs)
+            };
             // The raw text goes back as the assistant message: it renders as
             // the model wrote it, so the next turn reuses the cached prefix.
             messages.push(Message::new("assistant", turn.text.trim()));
@@ -228,6 +236,30 @@ impl Agent {
             }
             for call in &parsed.tool_calls {
                 on_event(Event::Call { name: &call.name, arguments: &call.arguments });
+                // Small models repeat a call whose result they already have:
+                // do not run it again; ask for the answer (the next turn
+                // may not call tools).
+                if let Some((_, _, prev)) = done.iter().find(|(n, a, _)| {
+                    *n == call.name && (*a == call.arguments || same_calc(n, a, &call.arguments))
+                }) {
+                    let note = format!(
+                        "You already made this call and have its result:\n{prev}\nDo not call a tool again: \
+                         answer the user's task now, in plain text, using this result."
+                    );
+                    let d = Decision {
+                        step,
+                        tool: call.name.clone(),
+                        verdict: Verdict::Note,
+                        reason: "repeated call not run again; the next turn must answer in text".into(),
+                    };
+                    guard.log.push(d.clone());
+                    on_event(Event::Guard(&d));
+                    let mut m = Message::new("tool", note);
+                    m.name = Some(call.name.clone());
+                    messages.push(m);
+                    answer_now = true;
+                    continue;
+                }
                 let args: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
                 let decision = guard.check(step, &call.name, &args);
                 on_event(Event::Guard(&decision));
@@ -248,6 +280,7 @@ impl Agent {
                 } else {
                     output.content.clone()
                 };
+                done.push((call.name.clone(), call.arguments.clone(), content.clone()));
                 let mut m = Message::new("tool", content);
                 m.name = Some(call.name.clone());
                 m.tool_call_id = Some(call.id.clone());
@@ -260,6 +293,43 @@ impl Agent {
         Ok(Outcome { end, answer: None, steps: step, generated_tokens: generated, messages, guard_log: guard.log })
     }
 }
+
+/// Tool calls in a turn's text. Besides the hermes blocks and bare call
+/// objects the grammar allows, small models sometimes write the call as the
+/// only thing in a Markdown code block (the grammar cannot hold text that
+/// does not start with a call); that is read as the call too (its arguments
+/// were not grammar-checked, so the tool validates them, as always).
+fn parse_calls(text: &str, defs: &[ToolDef]) -> llmos_grammar::ParsedOutput {
+    let p = parse_tool_calls_for(text, defs);
+    if !p.tool_calls.is_empty() {
+        return p;
+    }
+    let t = text.trim();
+    if let Some(body) = t.strip_prefix("```").and_then(|r| r.strip_suffix("```")) {
+        let body = body.trim_start_matches(|c: char| c.is_ascii_alphanumeric()).trim();
+        if body.starts_with('{') {
+            let q = parse_tool_calls_for(body, defs);
+            if !q.tool_calls.is_empty() {
+                return q;
+            }
+        }
+    }
+    p
+}
+
+/// Two calculator calls of the same expression (e.g. only `digits` differs).
+fn same_calc(name: &str, a: &str, b: &str) -> bool {
+    let expr = |s: &str| {
+        serde_json::from_str::<Value>(s)
+            .ok()
+            .and_then(|v| v.get("expression").and_then(Value::as_str).map(|e| e.replace(' ', "")))
+    };
+    name == "calculator" && expr(a).is_some() && expr(a) == expr(b)
+}
+
+/// The grammar of a turn that must answer in text: no tool-call block, no bare
+/// call, no code block first (where small models put a call).
+const ANSWER_ONLY: &str = r"start: /[^{<`\s][^<]*/";
 
 /// Adapts a grammar to the engine's seam.
 struct Grammar(Constraint);
@@ -354,21 +424,35 @@ impl<'e> EngineLlm<'e> {
 }
 
 impl Llm for EngineLlm<'_> {
-    fn turn(&mut self, messages: &[Message], max_tokens: usize) -> Result<Turn, AgentError> {
+    fn turn(&mut self, messages: &[Message], max_tokens: usize, tools: bool) -> Result<Turn, AgentError> {
         let text = self.render(messages)?;
         let prompt = self.engine.encode_prompt(&text, true);
-        let spec = ConstraintSpec::ToolCalls { tools: self.tools.clone(), choice: ToolChoice::Auto, parallel: true };
-        let mut grammar = Grammar(Constraint::new(&self.vocab, &spec)?);
         let mut params = self.params.clone();
         params.max_tokens = Some(max_tokens);
-        let out = self.engine.generate_constrained(
-            &mut self.session,
-            &prompt,
-            &params,
-            Some(&mut grammar),
-            self.cancel,
-            |_| {},
-        )?;
+        let out = if tools {
+            let spec = ConstraintSpec::ToolCalls { tools: self.tools.clone(), choice: ToolChoice::Auto, parallel: true };
+            let mut grammar = Grammar(Constraint::new(&self.vocab, &spec)?);
+            self.engine.generate_constrained(
+                &mut self.session,
+                &prompt,
+                &params,
+                Some(&mut grammar),
+                self.cancel,
+                |_| {},
+            )?
+        } else {
+            // Text only: no `<` (so no `<tool_call>`), and no `{` first (no bare call).
+            let spec = ConstraintSpec::Lark(ANSWER_ONLY.into());
+            let mut grammar = Grammar(Constraint::new(&self.vocab, &spec)?);
+            self.engine.generate_constrained(
+                &mut self.session,
+                &prompt,
+                &params,
+                Some(&mut grammar),
+                self.cancel,
+                |_| {},
+            )?
+        };
         Ok(Turn {
             text: out.text,
             generated_tokens: out.tokens.len(),

@@ -10,7 +10,7 @@ use llmos_tools::{calc::Calculator, files::Files, Tool};
 struct Script(Vec<String>, usize);
 
 impl Llm for Script {
-    fn turn(&mut self, _m: &[Message], _max: usize) -> Result<Turn, AgentError> {
+    fn turn(&mut self, _m: &[Message], _max: usize, _tools: bool) -> Result<Turn, AgentError> {
         let text = self.0.get(self.1).cloned().unwrap_or_else(|| "done".into());
         self.1 += 1;
         Ok(Turn { text, generated_tokens: 10, prompt_tokens: 100, context_full: false })
@@ -25,8 +25,8 @@ fn call(name: &str, args: serde_json::Value) -> String {
 fn stops_at_max_steps_and_says_so() {
     let mut agent = Agent::new(vec![Box::new(Calculator::default())]);
     agent.limits.max_steps = 2;
-    let c = call("calculator", serde_json::json!({"expression": "1+1", "digits": null}));
-    let mut llm = Script(vec![c.clone(), c.clone(), c], 0);
+    let c = |e: &str| call("calculator", serde_json::json!({"expression": e, "digits": null}));
+    let mut llm = Script(vec![c("1+1"), c("1+2"), c("1+3")], 0);
     let out = agent.run(&mut llm, "loop", &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.end, End::MaxSteps(2));
     assert_eq!(out.steps, 2);
@@ -38,8 +38,8 @@ fn stops_at_max_steps_and_says_so() {
 fn token_budget_ends_the_run() {
     let mut agent = Agent::new(vec![Box::new(Calculator::default())]);
     agent.limits.token_budget = 15;
-    let c = call("calculator", serde_json::json!({"expression": "1+1", "digits": null}));
-    let mut llm = Script(vec![c.clone(), c.clone(), c], 0);
+    let c = |e: &str| call("calculator", serde_json::json!({"expression": e, "digits": null}));
+    let mut llm = Script(vec![c("1+1"), c("1+2"), c("1+3")], 0);
     let out = agent.run(&mut llm, "loop", &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.end, End::TokenBudget(20));
 }
@@ -90,4 +90,28 @@ fn the_same_write_is_allowed_before_untrusted_data() {
     let mut llm = Script(vec![write, "written".into()], 0);
     let out = agent.run(&mut llm, "write x", &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
     assert!(dir.path().join("x").exists(), "{:?}", out.guard_log);
+}
+
+#[test]
+fn a_repeated_call_is_not_run_again_and_the_next_turn_answers() {
+    let agent = Agent::new(vec![Box::new(Calculator::default())]);
+    let c = call("calculator", serde_json::json!({"expression": "2**10", "digits": null}));
+    let c50 = call("calculator", serde_json::json!({"expression": "2 ** 10", "digits": 50}));
+    // The third turn is asked for text; a script that calls again is taken as text.
+    let mut llm = Script(vec![c, c50, "It is 1024.".into()], 0);
+    let out = agent.run(&mut llm, "2**10?", &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.end, End::FinalAnswer);
+    assert_eq!(out.answer.as_deref(), Some("It is 1024."));
+    assert_eq!(out.messages.iter().filter(|m| m.role == "tool").count(), 2);
+    assert!(out.messages.iter().any(|m| m.content.contains("You already made this call")));
+}
+
+#[test]
+fn a_call_in_a_code_fence_is_a_call() {
+    let agent = Agent::new(vec![Box::new(Calculator::default())]);
+    let fenced = "```json\n{\"name\": \"calculator\", \"arguments\": {\"expression\": \"6*7\", \"digits\": null}}\n```".to_string();
+    let mut llm = Script(vec![fenced, "42".into()], 0);
+    let out = agent.run(&mut llm, "6*7?", &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.steps, 2);
+    assert!(out.messages.iter().any(|m| m.role == "tool" && m.content == "42"), "{:?}", out.messages);
 }
