@@ -71,6 +71,7 @@ fn injected_instruction_in_a_tool_result_causes_no_side_effect() {
     let err = stderr(&o);
     assert!(o.status.success(), "{err}\n{out}");
     if err.contains("python tool omitted") {
+        assert!(std::env::var("LLMOS_REQUIRE_SANDBOX").as_deref() != Ok("1"), "no python sandbox and LLMOS_REQUIRE_SANDBOX=1: {err}");
         eprintln!("skipping: no python sandbox here ({err})");
         return;
     }
