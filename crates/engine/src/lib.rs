@@ -164,9 +164,11 @@ pub struct Engine {
     pub pool: ThreadPool,
 }
 
-/// Default prefill step: big enough to keep the GEMMs efficient, small enough
-/// that the scratch buffers stay a few MB.
-pub const MAX_BATCH: usize = 64;
+/// Default prefill step: big enough that the GEMM reuses each unpacked
+/// weight tile across many tokens (pp512 against 64: gemma3 +13%, qwen0.5b
+/// +4..17%, alternating runs), small enough that the scratch buffers stay
+/// under 32 MB for the largest catalog model.
+pub const MAX_BATCH: usize = 256;
 
 impl Engine {
     /// Opens a GGUF, checks the model and builds its tokenizer and template.
