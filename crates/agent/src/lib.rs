@@ -16,7 +16,6 @@
 pub mod guard;
 
 use guard::{Approval, Decision, Guard, Verdict};
-use llmos_engine::batch::TokenConstraint;
 use llmos_engine::{Engine, EngineError, Finish, GenParams, Session};
 use llmos_grammar::{
     parse_tool_calls_for, render_tools_prompt, Constraint, ConstraintSpec, GrammarError,
@@ -388,21 +387,6 @@ fn same_calc(name: &str, a: &str, b: &str) -> bool {
 /// call, no code block first (where small models put a call).
 const ANSWER_ONLY: &str = r"start: /[^{<`\s][^<]*/";
 
-/// Adapts a grammar to the engine's seam.
-struct Grammar(Constraint);
-
-impl TokenConstraint for Grammar {
-    fn mask(&mut self, logits: &mut [f32]) -> Result<(), String> {
-        self.0.mask_logits(logits).map_err(|e| e.to_string())
-    }
-    fn commit(&mut self, token: u32) -> Result<(), String> {
-        self.0.commit(token).map_err(|e| e.to_string())
-    }
-    fn is_finished(&self) -> bool {
-        self.0.is_finished()
-    }
-}
-
 /// A local model through [`Engine`]: one session (prefix reuse across
 /// turns), the chat template with `tools` (or [`render_tools_prompt`] in the
 /// system message where the template ignores tools), and the `auto`
@@ -497,7 +481,7 @@ impl Llm for EngineLlm<'_> {
                 choice: ToolChoice::Auto,
                 parallel: true,
             };
-            let mut grammar = Grammar(Constraint::new(&self.vocab, &spec)?);
+            let mut grammar = Constraint::new(&self.vocab, &spec)?;
             self.engine.generate_constrained(
                 &mut self.session,
                 &prompt,
@@ -509,7 +493,7 @@ impl Llm for EngineLlm<'_> {
         } else {
             // Text only: no `<` (so no `<tool_call>`), and no `{` first (no bare call).
             let spec = ConstraintSpec::Lark(ANSWER_ONLY.into());
-            let mut grammar = Grammar(Constraint::new(&self.vocab, &spec)?);
+            let mut grammar = Constraint::new(&self.vocab, &spec)?;
             self.engine.generate_constrained(
                 &mut self.session,
                 &prompt,

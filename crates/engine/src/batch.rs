@@ -39,7 +39,8 @@ pub trait Sink: Send {
 }
 
 /// A grammar that restricts which tokens may come next (JSON schema, tool
-/// calls). The server adapts `llmos-grammar` to this seam.
+/// calls). `llmos_grammar::Constraint` implements it (below), for the server
+/// and the agent alike.
 pub trait TokenConstraint: Send {
     /// Sets the logits of forbidden tokens to -inf.
     ///
@@ -53,6 +54,18 @@ pub trait TokenConstraint: Send {
     fn commit(&mut self, token: u32) -> Result<(), String>;
     /// The grammar accepts what was generated and allows nothing more.
     fn is_finished(&self) -> bool;
+}
+
+impl TokenConstraint for llmos_grammar::Constraint {
+    fn mask(&mut self, logits: &mut [f32]) -> Result<(), String> {
+        self.mask_logits(logits).map_err(|e| e.to_string())
+    }
+    fn commit(&mut self, token: u32) -> Result<(), String> {
+        llmos_grammar::Constraint::commit(self, token).map_err(|e| e.to_string())
+    }
+    fn is_finished(&self) -> bool {
+        llmos_grammar::Constraint::is_finished(self)
+    }
 }
 
 /// One generation request.

@@ -10,21 +10,6 @@ use llmos_engine::batch::TokenConstraint;
 use llmos_grammar::{Constraint, ConstraintSpec, GrammarError, ToolChoice, ToolDef};
 use serde_json::Value;
 
-/// Adapts a grammar to the engine's seam.
-struct Grammar(Constraint);
-
-impl TokenConstraint for Grammar {
-    fn mask(&mut self, logits: &mut [f32]) -> Result<(), String> {
-        self.0.mask_logits(logits).map_err(|e| e.to_string())
-    }
-    fn commit(&mut self, token: u32) -> Result<(), String> {
-        self.0.commit(token).map_err(|e| e.to_string())
-    }
-    fn is_finished(&self) -> bool {
-        self.0.is_finished()
-    }
-}
-
 /// The tool definitions of a request's `tools` array.
 pub fn tool_defs(tools: Option<&Value>) -> Vec<ToolDef> {
     tools
@@ -85,7 +70,7 @@ pub fn for_chat(
         ));
     };
     match Constraint::new(vocab, &spec) {
-        Ok(c) => Ok(Some(Box::new(Grammar(c)))),
+        Ok(c) => Ok(Some(Box::new(c))),
         Err(
             e @ (GrammarError::BadSpec { .. }
             | GrammarError::UnknownTool { .. }
