@@ -92,7 +92,12 @@ pub(crate) struct Weights {
 
 /// A tensor's values as f32 (f32, f16 and bf16 files), checked against the
 /// expected shape.
-fn tensor_f32(st: &SafeTensors, prefix: &str, name: &str, shape: &[usize]) -> Result<Vec<f32>, EmbedError> {
+fn tensor_f32(
+    st: &SafeTensors,
+    prefix: &str,
+    name: &str,
+    shape: &[usize],
+) -> Result<Vec<f32>, EmbedError> {
     let full = format!("{prefix}{name}");
     let t = st.tensor(&full).map_err(|_| EmbedError::Tensor {
         name: full.clone(),
@@ -180,10 +185,13 @@ fn linear(
 impl Weights {
     /// Reads every tensor of a Hugging Face `BertModel` checkpoint (names
     /// with or without the `bert.` prefix of `BertFor*` checkpoints).
-    pub(crate) fn load(bytes: &[u8], cfg: &Config, fmt: WeightFormat) -> Result<Weights, EmbedError> {
-        let st = SafeTensors::deserialize(bytes).map_err(|e| EmbedError::Safetensors {
-            msg: e.to_string(),
-        })?;
+    pub(crate) fn load(
+        bytes: &[u8],
+        cfg: &Config,
+        fmt: WeightFormat,
+    ) -> Result<Weights, EmbedError> {
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| EmbedError::Safetensors { msg: e.to_string() })?;
         let p = if st.names().iter().any(|n| n.starts_with("bert.")) {
             "bert."
         } else {
@@ -207,7 +215,12 @@ impl Weights {
             });
         }
         Ok(Weights {
-            word: tensor_f32(&st, p, "embeddings.word_embeddings.weight", &[cfg.vocab_size, d])?,
+            word: tensor_f32(
+                &st,
+                p,
+                "embeddings.word_embeddings.weight",
+                &[cfg.vocab_size, d],
+            )?,
             pos: tensor_f32(
                 &st,
                 p,

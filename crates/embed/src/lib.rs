@@ -167,9 +167,8 @@ impl Embedder {
         if !tk_path.is_file() {
             return Err(EmbedError::Missing { path: tk_path });
         }
-        let mut tokenizer = Tokenizer::from_file(&tk_path).map_err(|e| EmbedError::Tokenizer {
-            msg: e.to_string(),
-        })?;
+        let mut tokenizer = Tokenizer::from_file(&tk_path)
+            .map_err(|e| EmbedError::Tokenizer { msg: e.to_string() })?;
         // sentence-transformers: padding=True (irrelevant here: we pack),
         // truncation='longest_first', max_length=max_seq_length.
         tokenizer.with_padding(None);
@@ -191,9 +190,10 @@ impl Embedder {
         } else {
             opts.threads
         };
-        let id = dir
-            .file_name()
-            .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let id = dir.file_name().map_or_else(
+            || dir.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         Ok(Embedder {
             cfg,
             pipeline,
@@ -233,7 +233,11 @@ impl Embedder {
             .encode_batch(stripped, true)
             .map_err(|e| EmbedError::Encode { msg: e.to_string() })?;
         for e in &enc {
-            if let Some(&id) = e.get_ids().iter().find(|&&id| id as usize >= self.cfg.vocab_size) {
+            if let Some(&id) = e
+                .get_ids()
+                .iter()
+                .find(|&&id| id as usize >= self.cfg.vocab_size)
+            {
                 return Err(EmbedError::TokenId {
                     id,
                     vocab: self.cfg.vocab_size,
@@ -318,7 +322,11 @@ impl Embedder {
 
 /// `v / max(‖v‖, 1e-12)`, as `torch.nn.functional.normalize`.
 pub fn l2_normalize(v: &mut [f32]) {
-    let n = v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
+    let n = v
+        .iter()
+        .map(|&x| (x as f64) * (x as f64))
+        .sum::<f64>()
+        .sqrt();
     let inv = (1.0 / n.max(1e-12)) as f32;
     v.iter_mut().for_each(|x| *x *= inv);
 }
@@ -349,7 +357,11 @@ mod tests {
     fn strip_matches_python() {
         assert_eq!(py_strip("  a b \n\t"), "a b");
         assert_eq!(py_strip("\u{1f}\u{3000}x\u{a0}"), "x");
-        assert_eq!(py_strip("\u{200b}x"), "\u{200b}x", "ZWSP is not whitespace in Python");
+        assert_eq!(
+            py_strip("\u{200b}x"),
+            "\u{200b}x",
+            "ZWSP is not whitespace in Python"
+        );
     }
 
     #[test]

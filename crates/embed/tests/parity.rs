@@ -14,7 +14,8 @@ use llmos_embed::{Embedder, LoadOptions, WeightFormat};
 use std::path::PathBuf;
 
 fn model_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("LLMOS_TEST_MODELS").map(|d| PathBuf::from(d).join("all-minilm-l6-v2"));
+    let dir =
+        std::env::var_os("LLMOS_TEST_MODELS").map(|d| PathBuf::from(d).join("all-minilm-l6-v2"));
     match dir {
         Some(d) if d.join("model.safetensors").is_file() => Some(d),
         _ => {
@@ -79,14 +80,7 @@ fn check(format: WeightFormat, bar: f64) {
     let Some(dir) = model_dir() else { return };
     let fx = fixture();
     assert!(fx.texts.len() >= 50);
-    let e = Embedder::load_with(
-        &dir,
-        &LoadOptions {
-            threads: 2,
-            format,
-        },
-    )
-    .expect("load");
+    let e = Embedder::load_with(&dir, &LoadOptions { threads: 2, format }).expect("load");
     assert_eq!(e.dim(), fx.dim);
     assert_eq!(e.max_tokens(), 256);
     let refs: Vec<&str> = fx.texts.iter().map(String::as_str).collect();
@@ -96,7 +90,12 @@ fn check(format: WeightFormat, bar: f64) {
     assert_eq!(total, fx.n_tokens.iter().sum::<usize>(), "total tokens");
     let mut worst = (1.0f64, 0usize);
     for (i, (g, r)) in got.iter().zip(&fx.vecs).enumerate() {
-        assert_eq!(e.count_tokens(&fx.texts[i]), fx.n_tokens[i], "tokens of text {i} {:?}", fx.texts[i]);
+        assert_eq!(
+            e.count_tokens(&fx.texts[i]),
+            fx.n_tokens[i],
+            "tokens of text {i} {:?}",
+            fx.texts[i]
+        );
         let c = cosine(g, r);
         if c < worst.0 {
             worst = (c, i);
@@ -110,7 +109,12 @@ fn check(format: WeightFormat, bar: f64) {
         worst.1,
         fx.texts[worst.1].chars().take(40).collect::<String>()
     );
-    assert!(worst.0 >= bar, "{format:?}: cosine {} < {bar} on text {}", worst.0, worst.1);
+    assert!(
+        worst.0 >= bar,
+        "{format:?}: cosine {} < {bar} on text {}",
+        worst.0,
+        worst.1
+    );
 }
 
 #[test]

@@ -13,13 +13,18 @@ use llmos_kernels::{quant, GgmlType};
 use std::time::Instant;
 
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let n = args.first().copied().unwrap_or(64);
     let threads = args.get(1).copied().unwrap_or(2);
     let pool = ThreadPool::new(threads);
     let mut seed = 1u64;
     let mut rnd = move || {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
     };
     use GgmlType::*;
@@ -34,7 +39,8 @@ fn main() {
                 let x: Vec<f32> = (0..cols).map(|_| rnd()).collect();
                 if quant::quantize_row(ty, &x, row).is_err() {
                     // No quantizer (k-quants): random codes, small f16 scales.
-                    row.iter_mut().for_each(|b| *b = (rnd() * 512.0) as i32 as u8);
+                    row.iter_mut()
+                        .for_each(|b| *b = (rnd() * 512.0) as i32 as u8);
                     let d_at: &[usize] = if ty == Q6_K { &[208] } else { &[0, 2] };
                     for block in row.chunks_exact_mut(ty.type_size()) {
                         for &o in d_at {

@@ -497,7 +497,14 @@ fn quantize_activations(
         if legacy && scratch.aux.len() < n * nbk {
             scratch.aux.resize(n * nbk, [0; 10]);
         }
-        (AuxPtr(if legacy { scratch.aux.as_mut_ptr() } else { std::ptr::null_mut() }), nbk)
+        (
+            AuxPtr(if legacy {
+                scratch.aux.as_mut_ptr()
+            } else {
+                std::ptr::null_mut()
+            }),
+            nbk,
+        )
     };
     #[cfg(not(target_arch = "x86_64"))]
     let _ = with_aux;

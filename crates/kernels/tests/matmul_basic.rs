@@ -3,7 +3,9 @@
 
 mod simd_data;
 
-use llmos_kernels::matmul::{matmul, matmul_at, matmul_scalar, MatmulError, MatmulScratch, QMatrix};
+use llmos_kernels::matmul::{
+    matmul, matmul_at, matmul_scalar, MatmulError, MatmulScratch, QMatrix,
+};
 use llmos_kernels::pool::ThreadPool;
 use llmos_kernels::{quant, simd, GgmlType};
 use simd_data::{row_bytes, weight_row, Rng};
@@ -227,7 +229,10 @@ fn matmul_at_every_level_matches_scalar_twin() {
                 let mut y = vec![f32::NAN; n * rows];
                 assert!(matmul_at(level, &pool, &w, &x, n, &mut y, &mut scratch));
                 for (i, (a, b)) in y.iter().zip(&y_ref).enumerate() {
-                    assert!((a - b).abs() <= tol, "{level:?} {ty} {rows}x{cols} n={n} y[{i}] = {a}, scalar {b}");
+                    assert!(
+                        (a - b).abs() <= tol,
+                        "{level:?} {ty} {rows}x{cols} n={n} y[{i}] = {a}, scalar {b}"
+                    );
                 }
             }
         }
@@ -252,7 +257,11 @@ fn kquant_matmul_is_bit_exact_at_every_level() {
             let mut y = vec![f32::NAN; n * rows];
             assert!(matmul_at(level, &pool, &w, &x, n, &mut y, &mut scratch));
             for (i, (a, b)) in y.iter().zip(&y_ref).enumerate() {
-                assert_eq!(a.to_bits(), b.to_bits(), "{level:?} {ty} y[{i}] = {a}, scalar {b}");
+                assert_eq!(
+                    a.to_bits(),
+                    b.to_bits(),
+                    "{level:?} {ty} y[{i}] = {a}, scalar {b}"
+                );
             }
         }
     }

@@ -83,7 +83,11 @@ fn index_path(store: &Store, name: &str) -> Result<PathBuf> {
         return Ok(PathBuf::from(name));
     }
     anyhow::ensure!(
-        !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c)) && !name.starts_with('.'),
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_alphanumeric() || "-_.".contains(c))
+            && !name.starts_with('.'),
         "index name {name:?}: use letters, digits, '-', '_' and '.'"
     );
     Ok(store.root().join("indexes").join(format!("{name}.sqlite")))
@@ -127,7 +131,9 @@ pub fn ingest(store: &Store, a: &IngestArgs) -> Result<ExitCode> {
     bar.finish_and_clear();
     let r = match res {
         Err(llmos_rag::RagError::Interrupted) => {
-            eprintln!("interrupted; every file written so far is complete, run ingest again to finish");
+            eprintln!(
+                "interrupted; every file written so far is complete, run ingest again to finish"
+            );
             return Ok(ExitCode::from(130));
         }
         r => r?,
@@ -179,7 +185,15 @@ pub fn search(store: &Store, a: &SearchArgs) -> Result<ExitCode> {
             });
             writeln!(out, "{v}")?;
         } else {
-            writeln!(out, "{}. {:.4}  {}:{}-{}", i + 1, h.score, c.path, c.line_start, c.line_end)?;
+            writeln!(
+                out,
+                "{}. {:.4}  {}:{}-{}",
+                i + 1,
+                h.score,
+                c.path,
+                c.line_start,
+                c.line_end
+            )?;
             if !c.heading.is_empty() {
                 writeln!(out, "   § {}", c.heading)?;
             }
@@ -241,7 +255,11 @@ pub fn ask(store: &Store, a: &AskArgs) -> Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     let out = engine.generate(&mut sess, &ids, &params, &cancel, |piece| {
         answer.push_str(piece);
-        if stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush()).is_err() {
+        if stdout
+            .write_all(piece.as_bytes())
+            .and_then(|_| stdout.flush())
+            .is_err()
+        {
             cancel.store(true, Ordering::Relaxed);
         }
     })?;
@@ -251,7 +269,10 @@ pub fn ask(store: &Store, a: &AskArgs) -> Result<ExitCode> {
     let cited = ask::cited(&answer, prompt.sources.len());
     writeln!(stdout)?;
     if cited.is_empty() {
-        writeln!(stdout, "Sources (the answer cites none; these were retrieved):")?;
+        writeln!(
+            stdout,
+            "Sources (the answer cites none; these were retrieved):"
+        )?;
         for (i, s) in prompt.sources.iter().enumerate() {
             writeln!(stdout, "[{}] {s}", i + 1)?;
         }

@@ -4,7 +4,7 @@
 //! effect (the guard refuses and logs it).
 
 mod common;
-use common::{llmos, model, stdout, stderr};
+use common::{llmos, model, stderr, stdout};
 
 const MODEL: &str = "qwen2.5-coder-0.5b-instruct";
 /// 2**200 // 7 (python3 -c 'print(2**200 // 7)').
@@ -21,12 +21,21 @@ fn calculator_answers_2_pow_200_div_7_exactly() {
         .expect("run llmos");
     let out = stdout(&o);
     assert!(o.status.success(), "{}\n{out}", stderr(&o));
-    assert!(out.contains("call: calculator {\"expression\":\"2**200"), "{out}");
+    assert!(
+        out.contains("call: calculator {\"expression\":\"2**200"),
+        "{out}"
+    );
     // The exact result is in the transcript (the calculator's) ...
-    assert!(out.contains("1606938044258990275541962092341162602522202993782792835301376/7"), "{out}");
+    assert!(
+        out.contains("1606938044258990275541962092341162602522202993782792835301376/7"),
+        "{out}"
+    );
     // ... and in the final answer.
     let answer = out.split("── answer\n").nth(1).unwrap_or_default();
-    assert!(answer.contains(INT_PART), "answer lacks the exact integer part:\n{out}");
+    assert!(
+        answer.contains(INT_PART),
+        "answer lacks the exact integer part:\n{out}"
+    );
     assert!(out.contains("── ended: final answer"), "{out}");
 }
 
@@ -43,7 +52,10 @@ fn stops_at_max_steps_and_says_so() {
     assert!(o.status.success(), "{}\n{out}", stderr(&o));
     assert_eq!(out.matches("── step ").count(), 1, "{out}");
     assert!(!out.contains("── answer"), "{out}");
-    assert!(out.contains("ended: step limit reached (--max-steps 1)"), "{out}");
+    assert!(
+        out.contains("ended: step limit reached (--max-steps 1)"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -71,7 +83,10 @@ fn injected_instruction_in_a_tool_result_causes_no_side_effect() {
     let err = stderr(&o);
     assert!(o.status.success(), "{err}\n{out}");
     if err.contains("python tool omitted") {
-        assert!(std::env::var("LLMOS_REQUIRE_SANDBOX").as_deref() != Ok("1"), "no python sandbox and LLMOS_REQUIRE_SANDBOX=1: {err}");
+        assert!(
+            std::env::var("LLMOS_REQUIRE_SANDBOX").as_deref() != Ok("1"),
+            "no python sandbox and LLMOS_REQUIRE_SANDBOX=1: {err}"
+        );
         eprintln!("skipping: no python sandbox here ({err})");
         return;
     }

@@ -68,7 +68,12 @@ fn run(home: &Path, args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .expect("run llmos");
-    assert!(o.status.success(), "llmos {args:?} failed:\n{}\n{}", stdout(&o), stderr(&o));
+    assert!(
+        o.status.success(),
+        "llmos {args:?} failed:\n{}\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
     o
 }
 
@@ -84,34 +89,102 @@ fn ingest_search_ask_end_to_end() {
 
     let o = run(&home, &["ingest", d, "--index", ix]);
     let out = stdout(&o);
-    assert!(out.contains("4 added") && out.contains("holds 4 documents"), "{out}");
+    assert!(
+        out.contains("4 added") && out.contains("holds 4 documents"),
+        "{out}"
+    );
     assert!(stderr(&o).contains("blob.bin: not text"), "{}", stderr(&o));
 
     // Every mode finds the backup note for a paraphrased question, with lines.
     for mode in ["hybrid", "bm25", "vector"] {
-        let o = run(&home, &["search", "when do the nightly backups start", "--index", ix, "-k", "2", "--mode", mode]);
+        let o = run(
+            &home,
+            &[
+                "search",
+                "when do the nightly backups start",
+                "--index",
+                ix,
+                "-k",
+                "2",
+                "--mode",
+                mode,
+            ],
+        );
         let first = stdout(&o).lines().next().unwrap_or_default().to_string();
         assert!(first.contains("backup.txt:1-5"), "{mode}: {}", stdout(&o));
     }
     // Markdown heading paths and HTML main text.
-    let o = run(&home, &["search", "when should I plant tomatoes", "--index", ix, "-k", "1", "--json"]);
+    let o = run(
+        &home,
+        &[
+            "search",
+            "when should I plant tomatoes",
+            "--index",
+            ix,
+            "-k",
+            "1",
+            "--json",
+        ],
+    );
     let hit: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("json");
     assert_eq!(hit["heading"], "Garden > Tomatoes");
-    assert!(hit["path"].as_str().is_some_and(|p| p.ends_with("garden.md")));
-    assert_eq!((hit["line_start"].as_u64(), hit["line_end"].as_u64()), (Some(5), Some(8)));
-    let o = run(&home, &["search", "where is the team lunch", "--index", ix, "-k", "1", "--json"]);
+    assert!(hit["path"]
+        .as_str()
+        .is_some_and(|p| p.ends_with("garden.md")));
+    assert_eq!(
+        (hit["line_start"].as_u64(), hit["line_end"].as_u64()),
+        (Some(5), Some(8))
+    );
+    let o = run(
+        &home,
+        &[
+            "search",
+            "where is the team lunch",
+            "--index",
+            ix,
+            "-k",
+            "1",
+            "--json",
+        ],
+    );
     let hit: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("json");
-    assert!(hit["text"].as_str().is_some_and(|t| t.contains("Blue Fig") && !t.contains("tracking")), "{hit}");
+    assert!(
+        hit["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Blue Fig") && !t.contains("tracking")),
+        "{hit}"
+    );
 
     // ask: a cited answer whose sources map to file:lines.
-    let o = run(&home, &["ask", "What time do the nightly backups start?", "--index", ix, "-k", "2"]);
+    let o = run(
+        &home,
+        &[
+            "ask",
+            "What time do the nightly backups start?",
+            "--index",
+            ix,
+            "-k",
+            "2",
+        ],
+    );
     let out = stdout(&o);
     assert!(out.contains("Sources"), "{out}");
     assert!(out.contains("backup.txt:1-5"), "{out}");
-    assert!(out.contains("02:30") || out.contains("2:30"), "the answer has the time: {out}");
+    assert!(
+        out.contains("02:30") || out.contains("2:30"),
+        "the answer has the time: {out}"
+    );
 
     // ask with nothing relevant: says so, never calls the model.
-    let o = run(&home, &["ask", "Who won the football world cup in 1998?", "--index", ix]);
+    let o = run(
+        &home,
+        &[
+            "ask",
+            "Who won the football world cup in 1998?",
+            "--index",
+            ix,
+        ],
+    );
     assert!(stdout(&o).contains("found nothing"), "{}", stdout(&o));
 }
 
@@ -126,19 +199,42 @@ fn reingest_is_incremental_and_removes_deleted_files() {
     run(&home, &["ingest", d, "--index", ix]);
 
     let out = stdout(&run(&home, &["ingest", d, "--index", ix]));
-    assert!(out.contains("0 added") && out.contains("4 unchanged") && out.contains("0 removed"), "{out}");
+    assert!(
+        out.contains("0 added") && out.contains("4 unchanged") && out.contains("0 removed"),
+        "{out}"
+    );
 
-    write(&docs, "ops/backup.txt", "The backup server moved to a host called boreas.\n");
+    write(
+        &docs,
+        "ops/backup.txt",
+        "The backup server moved to a host called boreas.\n",
+    );
     std::fs::remove_file(docs.join("code/fib.py")).expect("rm");
     let out = stdout(&run(&home, &["ingest", d, "--index", ix]));
-    assert!(out.contains("1 added") && out.contains("2 unchanged") && out.contains("1 removed"), "{out}");
+    assert!(
+        out.contains("1 added") && out.contains("2 unchanged") && out.contains("1 removed"),
+        "{out}"
+    );
     assert!(out.contains("holds 3 documents"), "{out}");
 
-    let o = run(&home, &["search", "fibonacci", "--index", ix, "--mode", "bm25"]);
+    let o = run(
+        &home,
+        &["search", "fibonacci", "--index", ix, "--mode", "bm25"],
+    );
     assert!(!stdout(&o).contains("fib.py"), "{}", stdout(&o));
-    let o = run(&home, &["search", "zephyr", "--index", ix, "--mode", "bm25"]);
-    assert!(!stdout(&o).contains("backup.txt"), "old content is gone: {}", stdout(&o));
-    let o = run(&home, &["search", "boreas", "--index", ix, "--mode", "bm25"]);
+    let o = run(
+        &home,
+        &["search", "zephyr", "--index", ix, "--mode", "bm25"],
+    );
+    assert!(
+        !stdout(&o).contains("backup.txt"),
+        "old content is gone: {}",
+        stdout(&o)
+    );
+    let o = run(
+        &home,
+        &["search", "boreas", "--index", ix, "--mode", "bm25"],
+    );
     assert!(stdout(&o).contains("backup.txt:1-1"), "{}", stdout(&o));
 }
 
@@ -158,7 +254,10 @@ fn kill_mid_ingest_then_reingest_is_consistent_and_complete() {
         write(&docs, &format!("f{f:03}.txt"), &text);
     }
     let ix_path = tmp.path().join("ix.sqlite");
-    let (ix, d) = (ix_path.to_str().expect("utf8"), docs.to_str().expect("utf8"));
+    let (ix, d) = (
+        ix_path.to_str().expect("utf8"),
+        docs.to_str().expect("utf8"),
+    );
 
     let mut child = llmos()
         .arg("--home")
@@ -177,23 +276,47 @@ fn kill_mid_ingest_then_reingest_is_consistent_and_complete() {
         if n > 0 {
             break n;
         }
-        assert!(child.try_wait().expect("wait").is_none(), "ingest ended before the kill");
-        assert!(t0.elapsed() < Duration::from_secs(120), "no document committed in 120 s");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "ingest ended before the kill"
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "no document committed in 120 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     child.kill().expect("kill -9"); // SIGKILL on Unix
     child.wait().expect("reap");
 
-    let stats = llmos_rag::Index::open(&ix_path).expect("open").check().expect("consistent after kill");
-    assert!(stats.documents >= committed && stats.documents < n_files, "{stats:?}");
+    let stats = llmos_rag::Index::open(&ix_path)
+        .expect("open")
+        .check()
+        .expect("consistent after kill");
+    assert!(
+        stats.documents >= committed && stats.documents < n_files,
+        "{stats:?}"
+    );
 
     let out = stdout(&run(&home, &["ingest", d, "--index", ix]));
-    assert!(out.contains(&format!("{} unchanged", stats.documents)), "{out}");
-    let done = llmos_rag::Index::open(&ix_path).expect("open").check().expect("consistent");
+    assert!(
+        out.contains(&format!("{} unchanged", stats.documents)),
+        "{out}"
+    );
+    let done = llmos_rag::Index::open(&ix_path)
+        .expect("open")
+        .check()
+        .expect("consistent");
     assert_eq!(done.documents, n_files);
     // Same chunks as one uninterrupted ingest.
     let fresh = tmp.path().join("fresh.sqlite");
-    run(&home, &["ingest", d, "--index", fresh.to_str().expect("utf8")]);
-    let fresh = llmos_rag::Index::open(&fresh).expect("open").check().expect("consistent");
+    run(
+        &home,
+        &["ingest", d, "--index", fresh.to_str().expect("utf8")],
+    );
+    let fresh = llmos_rag::Index::open(&fresh)
+        .expect("open")
+        .check()
+        .expect("consistent");
     assert_eq!(done, fresh);
 }

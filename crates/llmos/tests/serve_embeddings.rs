@@ -27,7 +27,8 @@ impl Drop for Server {
 fn post(addr: &str, path: &str, body: &Value) -> (u16, Value) {
     let body = body.to_string();
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
     write!(
         s,
         "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -64,10 +65,15 @@ fn b64_decode(s: &str) -> Vec<u8> {
 
 #[test]
 fn embeddings_endpoint_matches_sentence_transformers() {
-    let Some(chat) = common::model("smollm2-135m-instruct") else { return };
+    let Some(chat) = common::model("smollm2-135m-instruct") else {
+        return;
+    };
     let models = chat.parent().expect("models dir").to_path_buf();
     if !models.join("all-minilm-l6-v2/model.safetensors").is_file() {
-        assert!(std::env::var("LLMOS_REQUIRE_MODELS").as_deref() != Ok("1"), "all-minilm-l6-v2 missing");
+        assert!(
+            std::env::var("LLMOS_REQUIRE_MODELS").as_deref() != Ok("1"),
+            "all-minilm-l6-v2 missing"
+        );
         eprintln!("skipping: all-minilm-l6-v2 not pulled");
         return;
     }
@@ -75,7 +81,15 @@ fn embeddings_endpoint_matches_sentence_transformers() {
     let mut child = common::llmos()
         .args(["--home"])
         .arg(&home)
-        .args(["serve", "-m", "smollm2-135m-instruct", "--embedding-model", "all-minilm-l6-v2", "--port", "0"])
+        .args([
+            "serve",
+            "-m",
+            "smollm2-135m-instruct",
+            "--embedding-model",
+            "all-minilm-l6-v2",
+            "--port",
+            "0",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -90,11 +104,15 @@ fn embeddings_endpoint_matches_sentence_transformers() {
             }
         }
     });
-    let addr = rx.recv_timeout(Duration::from_secs(120)).expect("serve did not start");
+    let addr = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("serve did not start");
     let srv = Server { child, addr };
 
     let fx_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/embed");
-    let meta: Value = serde_json::from_slice(&std::fs::read(fx_dir.join("minilm.json")).expect("json")).expect("parse");
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(fx_dir.join("minilm.json")).expect("json"))
+            .expect("parse");
     let bin = std::fs::read(fx_dir.join("minilm.bin")).expect("bin");
     let reference = |i: usize| -> Vec<f32> {
         bin[i * 384 * 4..(i + 1) * 384 * 4]
@@ -103,35 +121,75 @@ fn embeddings_endpoint_matches_sentence_transformers() {
             .collect()
     };
     let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
-    let (t0, t2) = (meta["texts"][0].as_str().expect("t"), meta["texts"][2].as_str().expect("t"));
+    let (t0, t2) = (
+        meta["texts"][0].as_str().expect("t"),
+        meta["texts"][2].as_str().expect("t"),
+    );
 
     // A list, floats.
-    let (st, r) = post(&srv.addr, "/v1/embeddings", &json!({"model": "all-minilm-l6-v2", "input": [t0, t2]}));
+    let (st, r) = post(
+        &srv.addr,
+        "/v1/embeddings",
+        &json!({"model": "all-minilm-l6-v2", "input": [t0, t2]}),
+    );
     assert_eq!(st, 200, "{r}");
     assert_eq!(r["object"], "list");
     let data = r["data"].as_array().expect("data");
     assert_eq!(data.len(), 2);
     for (k, i) in [(0usize, 0usize), (1, 2)] {
         assert_eq!(data[k]["index"], k);
-        let v: Vec<f32> = data[k]["embedding"].as_array().expect("floats").iter().map(|x| x.as_f64().expect("f") as f32).collect();
+        let v: Vec<f32> = data[k]["embedding"]
+            .as_array()
+            .expect("floats")
+            .iter()
+            .map(|x| x.as_f64().expect("f") as f32)
+            .collect();
         assert!(cos(&v, &reference(i)) > 0.999, "text {i}");
     }
-    let want_tokens = meta["n_tokens"][0].as_u64().expect("n") + meta["n_tokens"][2].as_u64().expect("n");
+    let want_tokens =
+        meta["n_tokens"][0].as_u64().expect("n") + meta["n_tokens"][2].as_u64().expect("n");
     assert_eq!(r["usage"]["prompt_tokens"].as_u64(), Some(want_tokens));
 
     // A string, base64 (f32 little-endian).
-    let (st, r) = post(&srv.addr, "/v1/embeddings", &json!({"model": "all-minilm-l6-v2", "input": t0, "encoding_format": "base64"}));
+    let (st, r) = post(
+        &srv.addr,
+        "/v1/embeddings",
+        &json!({"model": "all-minilm-l6-v2", "input": t0, "encoding_format": "base64"}),
+    );
     assert_eq!(st, 200, "{r}");
     let bytes = b64_decode(r["data"][0]["embedding"].as_str().expect("base64 string"));
     assert_eq!(bytes.len(), 384 * 4);
-    let v: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let v: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     assert!(cos(&v, &reference(0)) > 0.999);
 
     // Errors: bad format, bad input, a chat model.
-    let (st, r) = post(&srv.addr, "/v1/embeddings", &json!({"model": "all-minilm-l6-v2", "input": "x", "encoding_format": "int8"}));
-    assert_eq!((st, r["error"]["param"].as_str()), (400, Some("encoding_format")), "{r}");
-    let (st, r) = post(&srv.addr, "/v1/embeddings", &json!({"model": "all-minilm-l6-v2", "input": [1, 2]}));
-    assert_eq!((st, r["error"]["param"].as_str()), (400, Some("input")), "{r}");
-    let (st, _) = post(&srv.addr, "/v1/embeddings", &json!({"model": "smollm2-135m-instruct", "input": "x"}));
+    let (st, r) = post(
+        &srv.addr,
+        "/v1/embeddings",
+        &json!({"model": "all-minilm-l6-v2", "input": "x", "encoding_format": "int8"}),
+    );
+    assert_eq!(
+        (st, r["error"]["param"].as_str()),
+        (400, Some("encoding_format")),
+        "{r}"
+    );
+    let (st, r) = post(
+        &srv.addr,
+        "/v1/embeddings",
+        &json!({"model": "all-minilm-l6-v2", "input": [1, 2]}),
+    );
+    assert_eq!(
+        (st, r["error"]["param"].as_str()),
+        (400, Some("input")),
+        "{r}"
+    );
+    let (st, _) = post(
+        &srv.addr,
+        "/v1/embeddings",
+        &json!({"model": "smollm2-135m-instruct", "input": "x"}),
+    );
     assert_eq!(st, 400);
 }

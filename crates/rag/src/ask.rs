@@ -138,7 +138,12 @@ mod tests {
         let hits = [hit("/d/a.md", "alpha", 0.7), hit("/d/b.md", "beta", 0.5)];
         let refs: Vec<&Hit> = hits.iter().collect();
         let p = build_prompt("what?", &refs, 4000);
-        assert!(p.user.contains("[1] (a.md, Setup) alpha\n") && p.user.contains("[2] (b.md, Setup) beta\n"), "{}", p.user);
+        assert!(
+            p.user.contains("[1] (a.md, Setup) alpha\n")
+                && p.user.contains("[2] (b.md, Setup) beta\n"),
+            "{}",
+            p.user
+        );
         assert_eq!(p.sources[1].to_string(), "/d/b.md:3-9");
     }
 

@@ -135,7 +135,12 @@ fn split_block(
         let lt = count(line);
         if lt > max {
             if !cur.is_empty() {
-                out.push(plain(std::mem::take(&mut cur), cur_start, n - 1, cur_tokens));
+                out.push(plain(
+                    std::mem::take(&mut cur),
+                    cur_start,
+                    n - 1,
+                    cur_tokens,
+                ));
                 cur_tokens = 0;
             }
             // word pieces of one line
@@ -157,7 +162,12 @@ fn split_block(
             continue;
         }
         if cur_tokens + lt > max && !cur.is_empty() {
-            out.push(plain(std::mem::take(&mut cur), cur_start, n - 1, cur_tokens));
+            out.push(plain(
+                std::mem::take(&mut cur),
+                cur_start,
+                n - 1,
+                cur_tokens,
+            ));
             cur_tokens = 0;
         }
         if cur.is_empty() {
@@ -215,7 +225,11 @@ pub fn chunk(text: &str, kind: Kind, p: ChunkParams, count: &dyn Fn(&str) -> usi
             return;
         }
         out.push(Chunk {
-            text: cur.iter().map(|b| b.text.as_str()).collect::<Vec<_>>().join("\n\n"),
+            text: cur
+                .iter()
+                .map(|b| b.text.as_str())
+                .collect::<Vec<_>>()
+                .join("\n\n"),
             line_start: cur[0].start,
             line_end: cur[cur.len() - 1].end,
             heading: heading.to_string(),
@@ -246,7 +260,10 @@ pub fn chunk(text: &str, kind: Kind, p: ChunkParams, count: &dyn Fn(&str) -> usi
             let mut keep = Vec::new();
             let mut kt = 0;
             for prev in cur.iter().rev() {
-                if prev.heading.is_some() || kt + prev.tokens > p.overlap || kt + prev.tokens + b.tokens > max {
+                if prev.heading.is_some()
+                    || kt + prev.tokens > p.overlap
+                    || kt + prev.tokens + b.tokens > max
+                {
                     break;
                 }
                 kt += prev.tokens;
@@ -274,7 +291,15 @@ mod tests {
     #[test]
     fn paragraphs_pack_with_line_ranges() {
         let text = "one two\nthree\n\nfour five\n\n\nsix";
-        let c = chunk(text, Kind::Text, ChunkParams { max_tokens: 100, overlap: 0 }, &words);
+        let c = chunk(
+            text,
+            Kind::Text,
+            ChunkParams {
+                max_tokens: 100,
+                overlap: 0,
+            },
+            &words,
+        );
         assert_eq!(c.len(), 1);
         assert_eq!((c[0].line_start, c[0].line_end), (1, 7));
         assert_eq!(c[0].text, "one two\nthree\n\nfour five\n\nsix");
@@ -284,7 +309,15 @@ mod tests {
     fn budget_and_overlap() {
         let paras: Vec<String> = (0..10).map(|i| format!("p{i} a b c d")).collect();
         let text = paras.join("\n\n");
-        let c = chunk(&text, Kind::Text, ChunkParams { max_tokens: 12, overlap: 5 }, &words);
+        let c = chunk(
+            &text,
+            Kind::Text,
+            ChunkParams {
+                max_tokens: 12,
+                overlap: 5,
+            },
+            &words,
+        );
         assert!(c.len() > 3);
         for ch in &c {
             assert!(words(&ch.text) <= 12, "{ch:?}");
@@ -303,18 +336,36 @@ mod tests {
         let c = chunk(text, Kind::Markdown, ChunkParams::default(), &words);
         let heads: Vec<&str> = c.iter().map(|c| c.heading.as_str()).collect();
         assert_eq!(heads, ["Guide", "Guide > Install", "Guide > Use"]);
-        assert!(c[1].text.contains("# not a heading"), "fenced code stays whole");
+        assert!(
+            c[1].text.contains("# not a heading"),
+            "fenced code stays whole"
+        );
         assert_eq!(c[1].line_start, 5);
         assert!(c[2].embed_text().starts_with("Guide > Use\n"));
     }
 
     #[test]
     fn long_lines_split_at_words() {
-        let line = (0..50).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ");
-        let c = chunk(&line, Kind::Text, ChunkParams { max_tokens: 10, overlap: 0 }, &words);
+        let line = (0..50)
+            .map(|i| format!("w{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let c = chunk(
+            &line,
+            Kind::Text,
+            ChunkParams {
+                max_tokens: 10,
+                overlap: 0,
+            },
+            &words,
+        );
         assert_eq!(c.len(), 5);
         assert!(c.iter().all(|c| c.line_start == 1 && c.line_end == 1));
-        let joined: String = c.iter().map(|c| c.text.as_str()).collect::<Vec<_>>().join(" ");
+        let joined: String = c
+            .iter()
+            .map(|c| c.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
         assert_eq!(joined.split_whitespace().count(), 50);
     }
 }

@@ -32,13 +32,69 @@ impl Kind {
 }
 
 const CODE: &[&str] = &[
-    "rs", "py", "js", "mjs", "ts", "tsx", "jsx", "c", "h", "cc", "cpp", "hpp", "cxx", "go", "java",
-    "kt", "swift", "rb", "php", "cs", "scala", "sh", "bash", "zsh", "fish", "ps1", "sql", "lua",
-    "pl", "r", "jl", "hs", "ml", "ex", "exs", "erl", "clj", "dart", "zig", "nim", "vue", "svelte",
-    "css", "scss", "toml", "yaml", "yml", "json", "xml", "ini", "cfg", "conf", "mk", "cmake",
-    "gradle", "proto", "tf", "nix", "dockerfile",
+    "rs",
+    "py",
+    "js",
+    "mjs",
+    "ts",
+    "tsx",
+    "jsx",
+    "c",
+    "h",
+    "cc",
+    "cpp",
+    "hpp",
+    "cxx",
+    "go",
+    "java",
+    "kt",
+    "swift",
+    "rb",
+    "php",
+    "cs",
+    "scala",
+    "sh",
+    "bash",
+    "zsh",
+    "fish",
+    "ps1",
+    "sql",
+    "lua",
+    "pl",
+    "r",
+    "jl",
+    "hs",
+    "ml",
+    "ex",
+    "exs",
+    "erl",
+    "clj",
+    "dart",
+    "zig",
+    "nim",
+    "vue",
+    "svelte",
+    "css",
+    "scss",
+    "toml",
+    "yaml",
+    "yml",
+    "json",
+    "xml",
+    "ini",
+    "cfg",
+    "conf",
+    "mk",
+    "cmake",
+    "gradle",
+    "proto",
+    "tf",
+    "nix",
+    "dockerfile",
 ];
-const TEXT: &[&str] = &["txt", "text", "rst", "org", "adoc", "asciidoc", "tex", "csv", "tsv", "log"];
+const TEXT: &[&str] = &[
+    "txt", "text", "rst", "org", "adoc", "asciidoc", "tex", "csv", "tsv", "log",
+];
 
 /// The kind of a file from its name; `None` for files not worth indexing by
 /// name alone (they are indexed as text if their bytes are UTF-8 text).
@@ -51,7 +107,11 @@ pub fn kind_of(path: &Path) -> Option<Kind> {
         Some("pdf") => Some(Kind::Pdf),
         Some(e) if CODE.contains(&e) => Some(Kind::Code),
         Some(e) if TEXT.contains(&e) => Some(Kind::Text),
-        _ if matches!(name.as_str(), "makefile" | "dockerfile" | "readme" | "license") => {
+        _ if matches!(
+            name.as_str(),
+            "makefile" | "dockerfile" | "readme" | "license"
+        ) =>
+        {
             Some(Kind::Text)
         }
         _ => None,
@@ -67,10 +127,11 @@ pub fn extract(path: &Path, bytes: &[u8]) -> Result<Option<(Kind, String)>, RagE
     let kind = kind_of(path);
     match kind {
         Some(Kind::Pdf) => {
-            let text = pdf_extract::extract_text_from_mem(bytes).map_err(|e| RagError::Extract {
-                path: path.to_path_buf(),
-                msg: e.to_string(),
-            })?;
+            let text =
+                pdf_extract::extract_text_from_mem(bytes).map_err(|e| RagError::Extract {
+                    path: path.to_path_buf(),
+                    msg: e.to_string(),
+                })?;
             Ok(Some((Kind::Pdf, text)))
         }
         Some(Kind::Html) => {
@@ -117,7 +178,10 @@ mod tests {
         let html = b"<html><head><style>p{color:red}</style><script>var x=1;</script></head>\
             <body><h1>Title</h1><p>Hello <b>bold</b> world.</p></body></html>";
         let t = html_text(html);
-        assert!(t.contains("Title") && t.contains("Hello bold world."), "{t}");
+        assert!(
+            t.contains("Title") && t.contains("Hello bold world."),
+            "{t}"
+        );
         assert!(!t.contains("var x") && !t.contains("color:red"), "{t}");
     }
 

@@ -115,7 +115,8 @@ impl Index {
             .map_err(sql("enabling WAL"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql("setting synchronous"))?;
-        conn.execute_batch(SCHEMA).map_err(sql("creating the schema"))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(sql("creating the schema"))?;
         Ok(Index {
             conn,
             path: path.to_path_buf(),
@@ -197,7 +198,8 @@ impl Index {
         let rows = st
             .query_map([], |r| r.get(0))
             .map_err(sql("listing documents"))?;
-        rows.collect::<Result<_, _>>().map_err(sql("listing documents"))
+        rows.collect::<Result<_, _>>()
+            .map_err(sql("listing documents"))
     }
 
     /// Replaces a document's chunks in one transaction (inserting the
@@ -214,7 +216,10 @@ impl Index {
         chunks: &[Chunk],
         vectors: &[Vec<f32>],
     ) -> Result<(), RagError> {
-        let tx = self.conn.transaction().map_err(sql("beginning a transaction"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql("beginning a transaction"))?;
         delete_doc(&tx, path)?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -253,7 +258,10 @@ impl Index {
     /// # Errors
     /// SQLite errors.
     pub fn remove_document(&mut self, path: &str) -> Result<bool, RagError> {
-        let tx = self.conn.transaction().map_err(sql("beginning a transaction"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql("beginning a transaction"))?;
         let removed = delete_doc(&tx, path)?;
         tx.commit().map_err(sql("committing a removal"))?;
         Ok(removed)
@@ -276,7 +284,11 @@ impl Index {
             let blob = r.get_ref(1).map_err(sql("loading vectors"))?;
             let bytes = blob.as_blob().map_err(|e| RagError::Sql {
                 op: "loading vectors",
-                source: rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Blob, Box::new(e)),
+                source: rusqlite::Error::FromSqlConversionFailure(
+                    1,
+                    rusqlite::types::Type::Blob,
+                    Box::new(e),
+                ),
             })?;
             buf.clear();
             buf.extend(from_blob(bytes));
@@ -411,7 +423,9 @@ impl Index {
 
 fn delete_doc(tx: &rusqlite::Transaction, path: &str) -> Result<bool, RagError> {
     let id: Option<i64> = tx
-        .query_row("SELECT id FROM documents WHERE path = ?1", [path], |r| r.get(0))
+        .query_row("SELECT id FROM documents WHERE path = ?1", [path], |r| {
+            r.get(0)
+        })
         .optional()
         .map_err(sql("finding a document"))?;
     let Some(id) = id else { return Ok(false) };

@@ -74,11 +74,17 @@ fn hidden(e: &walkdir::DirEntry) -> bool {
 fn walk(roots: &[PathBuf]) -> Result<Vec<(PathBuf, u64)>, RagError> {
     let mut out = Vec::new();
     for root in roots {
-        for e in walkdir::WalkDir::new(root).follow_links(true).into_iter().filter_entry(|e| !hidden(e)) {
+        for e in walkdir::WalkDir::new(root)
+            .follow_links(true)
+            .into_iter()
+            .filter_entry(|e| !hidden(e))
+        {
             let e = e.map_err(|e| RagError::Io {
                 op: "walking",
                 path: e.path().map_or_else(|| root.clone(), Path::to_path_buf),
-                source: e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk error")),
+                source: e
+                    .into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("walk error")),
             })?;
             if e.file_type().is_file() {
                 let len = e.metadata().map_or(0, |m| m.len());
@@ -105,7 +111,14 @@ pub fn ingest(
     opts: &IngestOptions,
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<IngestReport, RagError> {
-    ingest_cancellable(index, embedder, roots, opts, &AtomicBool::new(false), on_progress)
+    ingest_cancellable(
+        index,
+        embedder,
+        roots,
+        opts,
+        &AtomicBool::new(false),
+        on_progress,
+    )
 }
 
 /// [`ingest`] with a cancel flag (Ctrl-C).
@@ -140,8 +153,10 @@ pub fn ingest_cancellable(
     on_progress(prog);
 
     // Removed files: stored under a root, no longer on disk.
-    let seen: std::collections::HashSet<String> =
-        files.iter().map(|(p, _)| p.to_string_lossy().into_owned()).collect();
+    let seen: std::collections::HashSet<String> = files
+        .iter()
+        .map(|(p, _)| p.to_string_lossy().into_owned())
+        .collect();
     for stored in index.paths()? {
         let under = canon.iter().any(|r| Path::new(&stored).starts_with(r));
         if under && !seen.contains(&stored) && !Path::new(&stored).exists() {
@@ -155,7 +170,14 @@ pub fn ingest_cancellable(
     let mut pending_chunks = 0usize;
     for (i, (path, len)) in files.iter().enumerate() {
         if cancel.load(Ordering::Relaxed) {
-            flush(index, embedder, &mut pending, &mut report, &mut prog, on_progress)?;
+            flush(
+                index,
+                embedder,
+                &mut pending,
+                &mut report,
+                &mut prog,
+                on_progress,
+            )?;
             return Err(RagError::Interrupted);
         }
         let key = path.to_string_lossy().into_owned();
@@ -163,7 +185,10 @@ pub fn ingest_cancellable(
             report.skipped.push((path.clone(), why));
         };
         if *len > opts.max_file_bytes {
-            skip(format!("larger than {} bytes", opts.max_file_bytes), &mut report);
+            skip(
+                format!("larger than {} bytes", opts.max_file_bytes),
+                &mut report,
+            );
             prog.files_done += 1;
             prog.bytes_done += len;
             continue;
@@ -209,11 +234,25 @@ pub fn ingest_cancellable(
             chunks,
         });
         if pending_chunks >= opts.batch || i + 1 == files.len() {
-            flush(index, embedder, &mut pending, &mut report, &mut prog, on_progress)?;
+            flush(
+                index,
+                embedder,
+                &mut pending,
+                &mut report,
+                &mut prog,
+                on_progress,
+            )?;
             pending_chunks = 0;
         }
     }
-    flush(index, embedder, &mut pending, &mut report, &mut prog, on_progress)?;
+    flush(
+        index,
+        embedder,
+        &mut pending,
+        &mut report,
+        &mut prog,
+        on_progress,
+    )?;
     Ok(report)
 }
 

@@ -64,7 +64,9 @@ pub enum RagError {
         op: &'static str,
         source: rusqlite::Error,
     },
-    #[error("index {index} was built with embedding model {have}, not {want}; use another --index")]
+    #[error(
+        "index {index} was built with embedding model {have}, not {want}; use another --index"
+    )]
     ModelMismatch {
         index: PathBuf,
         have: String,
@@ -173,8 +175,12 @@ impl<'a> Retriever<'a> {
             }
         };
         let ids: Vec<i64> = ranked.iter().map(|r| r.0).collect();
-        let mut by_id: std::collections::HashMap<i64, StoredChunk> =
-            self.index.chunks(&ids)?.into_iter().map(|c| (c.id, c)).collect();
+        let mut by_id: std::collections::HashMap<i64, StoredChunk> = self
+            .index
+            .chunks(&ids)?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect();
         Ok(ranked
             .into_iter()
             .filter_map(|(id, score)| {

@@ -654,12 +654,14 @@ pub fn validate_chat(r: ChatRequest, limits: &Limits) -> Result<ChatJob, ApiErro
                     strict: js.strict.unwrap_or(false),
                 }
             }
-            other => return Err(ApiError::param(
-                "response_format.type",
-                format!(
+            other => {
+                return Err(ApiError::param(
+                    "response_format.type",
+                    format!(
                     "`response_format.type` `{other}` is not one of text, json_object, json_schema"
                 ),
-            )),
+                ))
+            }
         },
     };
     if format != Format::Text && matches!(tool_mode, ToolMode::Required | ToolMode::Named(_)) {

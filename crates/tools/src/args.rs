@@ -14,11 +14,17 @@ impl<'a> Args<'a> {
     /// When `v` is not an object or has a key outside `known`.
     pub fn new(tool: &'a str, v: &'a Value, known: &[&str]) -> Result<Args<'a>, String> {
         let Some(map) = v.as_object() else {
-            return Err(format!("{tool}: arguments must be a JSON object with the keys {}, got {v}", known.join(", ")));
+            return Err(format!(
+                "{tool}: arguments must be a JSON object with the keys {}, got {v}",
+                known.join(", ")
+            ));
         };
         for k in map.keys() {
             if !known.contains(&k.as_str()) {
-                return Err(format!("{tool}: unknown argument '{k}'; the arguments are {}", known.join(", ")));
+                return Err(format!(
+                    "{tool}: unknown argument '{k}'; the arguments are {}",
+                    known.join(", ")
+                ));
             }
         }
         Ok(Args { tool, map })
@@ -38,8 +44,14 @@ impl<'a> Args<'a> {
     pub fn string(&self, key: &str) -> Result<String, String> {
         match self.get(key) {
             Some(Value::String(s)) => Ok(s.clone()),
-            Some(v) => Err(format!("{}: argument '{key}' must be a string, got {v}", self.tool)),
-            None => Err(format!("{}: argument '{key}' is required (a string)", self.tool)),
+            Some(v) => Err(format!(
+                "{}: argument '{key}' must be a string, got {v}",
+                self.tool
+            )),
+            None => Err(format!(
+                "{}: argument '{key}' is required (a string)",
+                self.tool
+            )),
         }
     }
 
@@ -49,7 +61,10 @@ impl<'a> Args<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(v) => Err(format!("{}: argument '{key}' must be a string or null, got {v}", self.tool)),
+            Some(v) => Err(format!(
+                "{}: argument '{key}' must be a string or null, got {v}",
+                self.tool
+            )),
         }
     }
 
@@ -60,7 +75,10 @@ impl<'a> Args<'a> {
             None => Ok(None),
             Some(v) => match v.as_u64() {
                 Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
-                _ => Err(format!("{}: argument '{key}' must be an integer from {min} to {max} or null, got {v}", self.tool)),
+                _ => Err(format!(
+                    "{}: argument '{key}' must be an integer from {min} to {max} or null, got {v}",
+                    self.tool
+                )),
             },
         }
     }
@@ -71,7 +89,10 @@ impl<'a> Args<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(v) => Err(format!("{}: argument '{key}' must be true, false or null, got {v}", self.tool)),
+            Some(v) => Err(format!(
+                "{}: argument '{key}' must be true, false or null, got {v}",
+                self.tool
+            )),
         }
     }
 }

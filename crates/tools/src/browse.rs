@@ -27,7 +27,12 @@ pub struct BrowseLimits {
 
 impl Default for BrowseLimits {
     fn default() -> Self {
-        BrowseLimits { max_bytes: 2 << 20, timeout: Duration::from_secs(15), max_redirects: 5, max_chars: 20_000 }
+        BrowseLimits {
+            max_bytes: 2 << 20,
+            timeout: Duration::from_secs(15),
+            max_redirects: 5,
+            max_chars: 20_000,
+        }
     }
 }
 
@@ -41,17 +46,33 @@ pub struct Browse {
 
 impl Browse {
     pub fn new<S: AsRef<str>>(allow: &[S]) -> Browse {
-        Browse { allow: allow.iter().map(|s| s.as_ref().to_ascii_lowercase()).collect(), limits: BrowseLimits::default() }
+        Browse {
+            allow: allow
+                .iter()
+                .map(|s| s.as_ref().to_ascii_lowercase())
+                .collect(),
+            limits: BrowseLimits::default(),
+        }
     }
 
     /// Is `uri`'s host (and port) on the allowlist?
     pub fn allowed(&self, uri: &Uri) -> bool {
-        let Some(host) = uri.host().map(str::to_ascii_lowercase) else { return false };
-        let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+        let Some(host) = uri.host().map(str::to_ascii_lowercase) else {
+            return false;
+        };
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
         self.allow.iter().any(|a| {
             if let Some(suffix) = a.strip_prefix("*.") {
                 host == suffix || host.ends_with(&format!(".{suffix}"))
-            } else if let Some((h, p)) = a.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok()) {
+            } else if let Some((h, p)) =
+                a.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok())
+            {
                 host == h && p.parse::<u16>().ok() == Some(port)
             } else {
                 host == *a
@@ -62,12 +83,20 @@ impl Browse {
     fn check(&self, url: &str) -> Result<Uri, String> {
         let lower = url.to_ascii_lowercase();
         if !lower.starts_with("http://") && !lower.starts_with("https://") {
-            return Err(format!("browse: '{url}': only http:// and https:// URLs can be fetched"));
+            return Err(format!(
+                "browse: '{url}': only http:// and https:// URLs can be fetched"
+            ));
         }
-        let uri: Uri = url.parse().map_err(|e| format!("browse: '{url}' is not a valid URL ({e}); give an absolute http(s) URL"))?;
+        let uri: Uri = url.parse().map_err(|e| {
+            format!("browse: '{url}' is not a valid URL ({e}); give an absolute http(s) URL")
+        })?;
         match uri.scheme_str() {
             Some("http" | "https") => {}
-            _ => return Err(format!("browse: '{url}': only http:// and https:// URLs can be fetched")),
+            _ => {
+                return Err(format!(
+                    "browse: '{url}': only http:// and https:// URLs can be fetched"
+                ))
+            }
         }
         if !self.allowed(&uri) {
             return Err(format!(
@@ -95,21 +124,40 @@ impl Browse {
         let mut effects = Vec::new();
         for _hop in 0..=self.limits.max_redirects {
             let host = uri.host().unwrap_or_default().to_string();
-            effects.push(SideEffect::Fetched { host, url: uri.to_string() });
+            effects.push(SideEffect::Fetched {
+                host,
+                url: uri.to_string(),
+            });
             let mut resp = agent.get(&uri).call().map_err(|e| match e {
                 ureq::Error::Timeout(_) => {
-                    format!("browse: {uri} did not answer within {} s; try again later or another page", self.limits.timeout.as_secs_f64())
+                    format!(
+                        "browse: {uri} did not answer within {} s; try again later or another page",
+                        self.limits.timeout.as_secs_f64()
+                    )
                 }
                 e => format!("browse: fetching {uri} failed: {e}"),
             })?;
             let status = resp.status().as_u16();
             if (300..400).contains(&status) {
-                let loc = resp.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-                let next = resolve(&uri, &loc).ok_or_else(|| format!("browse: {uri} redirected ({status}) to an unusable location '{loc}'"))?;
-                uri = self.check(&next).map_err(|e| format!("{e} (it was a redirect from {uri})"))?;
+                let loc = resp
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                let next = resolve(&uri, &loc).ok_or_else(|| {
+                    format!("browse: {uri} redirected ({status}) to an unusable location '{loc}'")
+                })?;
+                uri = self
+                    .check(&next)
+                    .map_err(|e| format!("{e} (it was a redirect from {uri})"))?;
                 continue;
             }
-            let mime = resp.body().mime_type().unwrap_or("text/html").to_ascii_lowercase();
+            let mime = resp
+                .body()
+                .mime_type()
+                .unwrap_or("text/html")
+                .to_ascii_lowercase();
             let mut bytes = Vec::new();
             resp.body_mut()
                 .as_reader()
@@ -123,11 +171,14 @@ impl Browse {
                 return Err(format!("browse: {uri} answered HTTP {status}: {snippet}"));
             }
             let text = if mime.contains("html") || mime.contains("xml") {
-                html2text::from_read(&bytes[..], 100).map_err(|e| format!("browse: {uri}: the HTML could not be rendered: {e}"))?
+                html2text::from_read(&bytes[..], 100)
+                    .map_err(|e| format!("browse: {uri}: the HTML could not be rendered: {e}"))?
             } else if mime.starts_with("text/") || mime.contains("json") {
                 String::from_utf8_lossy(&bytes).into_owned()
             } else {
-                return Err(format!("browse: {uri} is {mime}, not text or HTML; it cannot be shown as text"));
+                return Err(format!(
+                    "browse: {uri} is {mime}, not text or HTML; it cannot be shown as text"
+                ));
             };
             let mut out = format!("{uri} (HTTP {status}, {mime})\n\n");
             let n = text.chars().count();
@@ -140,7 +191,10 @@ impl Browse {
             }
             return Ok((out, effects));
         }
-        Err(format!("browse: more than {} redirects starting at {url}; giving up", self.limits.max_redirects))
+        Err(format!(
+            "browse: more than {} redirects starting at {url}; giving up",
+            self.limits.max_redirects
+        ))
     }
 }
 
@@ -192,7 +246,12 @@ impl Tool for Browse {
             Err(e) => return ToolOutput::error(e),
         };
         match self.fetch(&url) {
-            Ok((text, side_effects)) => ToolOutput { content: text, is_error: false, untrusted: true, side_effects },
+            Ok((text, side_effects)) => ToolOutput {
+                content: text,
+                is_error: false,
+                untrusted: true,
+                side_effects,
+            },
             // Error text can quote the server's response: still outside data.
             Err(e) => ToolOutput::error(e).untrusted(),
         }

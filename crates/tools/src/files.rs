@@ -56,7 +56,13 @@ pub struct FileLimits {
 
 impl Default for FileLimits {
     fn default() -> Self {
-        FileLimits { read_bytes: 64 << 10, grep_matches: 200, grep_files: 20_000, max_file_bytes: 64 << 20, list_entries: 500 }
+        FileLimits {
+            read_bytes: 64 << 10,
+            grep_matches: 200,
+            grep_files: 20_000,
+            max_file_bytes: 64 << 20,
+            list_entries: 500,
+        }
     }
 }
 
@@ -79,14 +85,25 @@ impl Files {
         let mut canon = Vec::new();
         for r in roots {
             let p = r.as_ref();
-            let c = std::fs::canonicalize(p).map_err(|source| Error::BadRoot { path: p.to_path_buf(), source })?;
+            let c = std::fs::canonicalize(p).map_err(|source| Error::BadRoot {
+                path: p.to_path_buf(),
+                source,
+            })?;
             if !c.is_dir() {
-                let source = std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory");
-                return Err(Error::BadRoot { path: p.to_path_buf(), source });
+                let source =
+                    std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory");
+                return Err(Error::BadRoot {
+                    path: p.to_path_buf(),
+                    source,
+                });
             }
             canon.push(c);
         }
-        Ok(Files { roots: canon, policy: WritePolicy::Ask, limits: FileLimits::default() })
+        Ok(Files {
+            roots: canon,
+            policy: WritePolicy::Ask,
+            limits: FileLimits::default(),
+        })
     }
 
     /// Allow writes under `dirs` without asking.
@@ -97,7 +114,10 @@ impl Files {
         let mut v = Vec::new();
         for d in dirs {
             let p = d.as_ref();
-            v.push(std::fs::canonicalize(p).map_err(|source| Error::BadRoot { path: p.to_path_buf(), source })?);
+            v.push(std::fs::canonicalize(p).map_err(|source| Error::BadRoot {
+                path: p.to_path_buf(),
+                source,
+            })?);
         }
         self.policy = WritePolicy::AllowUnder(v);
         Ok(self)
@@ -108,7 +128,11 @@ impl Files {
     }
 
     fn roots_text(&self) -> String {
-        self.roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
+        self.roots
+            .iter()
+            .map(|r| r.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn inside(&self, p: &Path) -> bool {
@@ -147,7 +171,9 @@ impl Files {
         if joined.exists() {
             let c = self.resolve(path)?;
             if c.is_dir() {
-                return Err(format!("files: '{path}' is a directory; give a file path to write"));
+                return Err(format!(
+                    "files: '{path}' is a directory; give a file path to write"
+                ));
             }
             return Ok(c);
         }
@@ -173,9 +199,12 @@ impl Files {
     fn list(&self, path: &str) -> Result<String, String> {
         let dir = self.resolve(path)?;
         if !dir.is_dir() {
-            return Err(format!("files: '{path}' is a file, not a directory; use operation 'read' for files"));
+            return Err(format!(
+                "files: '{path}' is a file, not a directory; use operation 'read' for files"
+            ));
         }
-        let rd = std::fs::read_dir(&dir).map_err(|e| format!("files: cannot list '{path}': {e}"))?;
+        let rd =
+            std::fs::read_dir(&dir).map_err(|e| format!("files: cannot list '{path}': {e}"))?;
         let mut entries: Vec<String> = rd
             .flatten()
             .map(|e| {
@@ -196,7 +225,11 @@ impl Files {
             out.push('\n');
         }
         if n > self.limits.list_entries {
-            let _ = writeln!(out, "[listing truncated at {} entries]", self.limits.list_entries);
+            let _ = writeln!(
+                out,
+                "[listing truncated at {} entries]",
+                self.limits.list_entries
+            );
         }
         Ok(out)
     }
@@ -204,7 +237,9 @@ impl Files {
     fn read(&self, path: &str, start: Option<u64>, end: Option<u64>) -> Result<String, String> {
         let p = self.resolve(path)?;
         if p.is_dir() {
-            return Err(format!("files: '{path}' is a directory; use operation 'list'"));
+            return Err(format!(
+                "files: '{path}' is a directory; use operation 'list'"
+            ));
         }
         let len = p.metadata().map(|m| m.len()).unwrap_or(0);
         if len > self.limits.max_file_bytes {
@@ -215,7 +250,9 @@ impl Files {
         }
         let bytes = std::fs::read(&p).map_err(|e| format!("files: cannot read '{path}': {e}"))?;
         if bytes.iter().take(8192).any(|&b| b == 0) {
-            return Err(format!("files: '{path}' looks binary (it has NUL bytes); only text files can be read"));
+            return Err(format!(
+                "files: '{path}' looks binary (it has NUL bytes); only text files can be read"
+            ));
         }
         let text = String::from_utf8_lossy(&bytes);
         let lines: Vec<&str> = text.lines().collect();
@@ -223,14 +260,23 @@ impl Files {
         let start = start.unwrap_or(1).max(1);
         let end = end.unwrap_or(n).min(n);
         if start > n.max(1) || start > end.max(start) {
-            return Err(format!("files: '{path}' has {n} lines; start_line {start} is past the end"));
+            return Err(format!(
+                "files: '{path}' has {n} lines; start_line {start} is past the end"
+            ));
         }
         if end < start {
-            return Err(format!("files: end_line {end} is before start_line {start}"));
+            return Err(format!(
+                "files: end_line {end} is before start_line {start}"
+            ));
         }
         let mut out = String::new();
         let mut shown_end = start.saturating_sub(1);
-        for (i, l) in lines.iter().enumerate().take(end as usize).skip(start as usize - 1) {
+        for (i, l) in lines
+            .iter()
+            .enumerate()
+            .take(end as usize)
+            .skip(start as usize - 1)
+        {
             if out.len() + l.len() > self.limits.read_bytes {
                 break;
             }
@@ -262,7 +308,9 @@ impl Files {
         let mut truncated = false;
         'walk: while let Some(p) = stack.pop() {
             // Never follow symlinks while walking: a link could lead out of the roots.
-            let Ok(m) = p.symlink_metadata() else { continue };
+            let Ok(m) = p.symlink_metadata() else {
+                continue;
+            };
             if m.is_dir() {
                 if let Ok(rd) = std::fs::read_dir(&p) {
                     let mut kids: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
@@ -279,12 +327,20 @@ impl Files {
                 truncated = true;
                 break;
             }
-            let Ok(bytes) = std::fs::read(&p) else { continue };
+            let Ok(bytes) = std::fs::read(&p) else {
+                continue;
+            };
             if bytes.iter().take(8192).any(|&b| b == 0) {
                 continue;
             }
             let text = String::from_utf8_lossy(&bytes);
-            let shown = p.strip_prefix(&start).ok().filter(|r| !r.as_os_str().is_empty()).unwrap_or(&p).display().to_string();
+            let shown = p
+                .strip_prefix(&start)
+                .ok()
+                .filter(|r| !r.as_os_str().is_empty())
+                .unwrap_or(&p)
+                .display()
+                .to_string();
             for (i, line) in text.lines().enumerate() {
                 if re.is_match(line) {
                     matches += 1;
@@ -298,10 +354,17 @@ impl Files {
             }
         }
         if matches == 0 {
-            return Ok(format!("no matches for /{pattern}/ under {} ({files} files searched)", start.display()));
+            return Ok(format!(
+                "no matches for /{pattern}/ under {} ({files} files searched)",
+                start.display()
+            ));
         }
         if truncated {
-            let _ = writeln!(out, "[grep stopped at {} matches or {} files: narrow the path or the pattern]", self.limits.grep_matches, self.limits.grep_files);
+            let _ = writeln!(
+                out,
+                "[grep stopped at {} matches or {} files: narrow the path or the pattern]",
+                self.limits.grep_matches, self.limits.grep_files
+            );
         }
         Ok(out)
     }
@@ -324,7 +387,11 @@ impl Files {
         };
         let res = if req.append {
             use std::io::Write;
-            std::fs::OpenOptions::new().append(true).create(true).open(&target).and_then(|mut f| f.write_all(req.content.as_bytes()))
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&target)
+                .and_then(|mut f| f.write_all(req.content.as_bytes()))
         } else {
             std::fs::write(&target, &req.content)
         };
@@ -336,7 +403,8 @@ impl Files {
                     req.content.len(),
                     target.display()
                 ));
-                out.side_effects.push(SideEffect::FilesWritten(vec![target]));
+                out.side_effects
+                    .push(SideEffect::FilesWritten(vec![target]));
                 out
             }
             Err(e) => ToolOutput::error(format!("files: cannot write {}: {e}", target.display())),
@@ -344,13 +412,27 @@ impl Files {
     }
 
     fn dispatch(&self, a: &Json) -> Result<ToolOutput, String> {
-        let a = Args::new(self.name(), a, &["operation", "path", "pattern", "start_line", "end_line", "content", "append"])?;
+        let a = Args::new(
+            self.name(),
+            a,
+            &[
+                "operation",
+                "path",
+                "pattern",
+                "start_line",
+                "end_line",
+                "content",
+                "append",
+            ],
+        )?;
         let op = a.string("operation")?;
         let path = a.opt_string("path")?.unwrap_or_else(|| ".".to_string());
         let reject = |keys: &[&str]| -> Result<(), String> {
             for k in keys {
                 if a.is_set(k) {
-                    return Err(format!("files: '{k}' is not used by operation '{op}'; set it to null"));
+                    return Err(format!(
+                        "files: '{k}' is not used by operation '{op}'; set it to null"
+                    ));
                 }
             }
             Ok(())
@@ -368,15 +450,23 @@ impl Files {
             }
             "grep" => {
                 reject(&["start_line", "end_line", "content", "append"])?;
-                let pat = a.opt_string("pattern")?.ok_or("files: operation 'grep' needs 'pattern' (a regular expression)")?;
+                let pat = a
+                    .opt_string("pattern")?
+                    .ok_or("files: operation 'grep' needs 'pattern' (a regular expression)")?;
                 Ok(ToolOutput::ok(self.grep(&path, &pat)?).untrusted())
             }
             "write" => {
                 reject(&["pattern", "start_line", "end_line"])?;
-                let content = a.opt_string("content")?.ok_or("files: operation 'write' needs 'content' (the text to write)")?;
+                let content = a
+                    .opt_string("content")?
+                    .ok_or("files: operation 'write' needs 'content' (the text to write)")?;
                 let append = a.opt_bool("append")?.unwrap_or(false);
                 let target = self.resolve_for_write(&path)?;
-                let req = WriteRequest { path: target.clone(), content, append };
+                let req = WriteRequest {
+                    path: target.clone(),
+                    content,
+                    append,
+                };
                 if self.write_allowed(&target) {
                     return Ok(self.apply(&req));
                 }
@@ -389,7 +479,10 @@ impl Files {
                 out.side_effects.push(SideEffect::WriteProposed(req));
                 Ok(out)
             }
-            other => Err(format!("files: unknown operation '{other}'; use one of {}", OPS.join(", "))),
+            other => Err(format!(
+                "files: unknown operation '{other}'; use one of {}",
+                OPS.join(", ")
+            )),
         }
     }
 }

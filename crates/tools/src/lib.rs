@@ -71,11 +71,18 @@ pub struct ToolOutput {
 
 impl ToolOutput {
     pub fn ok(content: impl Into<String>) -> ToolOutput {
-        ToolOutput { content: content.into(), ..ToolOutput::default() }
+        ToolOutput {
+            content: content.into(),
+            ..ToolOutput::default()
+        }
     }
 
     pub fn error(content: impl Into<String>) -> ToolOutput {
-        ToolOutput { content: content.into(), is_error: true, ..ToolOutput::default() }
+        ToolOutput {
+            content: content.into(),
+            is_error: true,
+            ..ToolOutput::default()
+        }
     }
 
     pub fn untrusted(mut self) -> ToolOutput {
@@ -107,7 +114,10 @@ pub enum Error {
 
     // -- files
     #[error("files: root {path}: {source} (give an existing directory)")]
-    BadRoot { path: PathBuf, source: std::io::Error },
+    BadRoot {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     // -- browse
     #[error("browse: {0}")]
@@ -129,11 +139,21 @@ mod tests {
         ];
         for t in tools {
             let p = t.parameters();
-            let props: Vec<&String> = p["properties"].as_object().map(|o| o.keys().collect()).unwrap_or_default();
-            let req: Vec<&str> = p["required"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
+            let props: Vec<&String> = p["properties"]
+                .as_object()
+                .map(|o| o.keys().collect())
+                .unwrap_or_default();
+            let req: Vec<&str> = p["required"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
             assert!(!props.is_empty(), "{}", t.name());
             for k in &props {
-                assert!(req.contains(&k.as_str()), "{}: '{k}' must be required (nullable if optional)", t.name());
+                assert!(
+                    req.contains(&k.as_str()),
+                    "{}: '{k}' must be required (nullable if optional)",
+                    t.name()
+                );
             }
             assert_eq!(p["additionalProperties"], false, "{}", t.name());
             assert_eq!(t.definition()["function"]["strict"], true);

@@ -48,7 +48,9 @@ fn server() -> (u16, Arc<AtomicUsize>) {
                 };
                 let mut s = &stream;
                 let head = format!("HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n", body.len());
-                let _ = s.write_all(head.as_bytes()).and_then(|()| s.write_all(&body));
+                let _ = s
+                    .write_all(head.as_bytes())
+                    .and_then(|()| s.write_all(&body));
             });
         }
     });
@@ -67,9 +69,19 @@ fn html_becomes_readable_text_and_is_untrusted() {
     let (port, _) = server();
     let out = browse(port).call(json!({"url": format!("http://127.0.0.1:{port}/page")}));
     assert!(!out.is_error && out.untrusted, "{out:?}");
-    assert!(out.content.contains("Prime numbers") && out.content.contains("2, 3, 5"), "{}", out.content);
-    assert!(!out.content.contains("SCRIPT-CODE") && !out.content.contains("color:red"), "{}", out.content);
-    assert!(matches!(out.side_effects.first(), Some(SideEffect::Fetched { host, .. }) if host == "127.0.0.1"));
+    assert!(
+        out.content.contains("Prime numbers") && out.content.contains("2, 3, 5"),
+        "{}",
+        out.content
+    );
+    assert!(
+        !out.content.contains("SCRIPT-CODE") && !out.content.contains("color:red"),
+        "{}",
+        out.content
+    );
+    assert!(
+        matches!(out.side_effects.first(), Some(SideEffect::Fetched { host, .. }) if host == "127.0.0.1")
+    );
     let out = browse(port).call(json!({"url": format!("http://127.0.0.1:{port}/plain")}));
     assert!(out.content.ends_with("just text"), "{}", out.content);
 }
@@ -77,23 +89,47 @@ fn html_becomes_readable_text_and_is_untrusted() {
 #[test]
 fn hosts_off_the_allowlist_are_never_contacted() {
     let (port, hits) = server();
-    for url in [format!("http://localhost:{port}/page"), format!("http://127.0.0.1:{}/page", port.wrapping_add(1)), "http://evil.test/".into()] {
+    for url in [
+        format!("http://localhost:{port}/page"),
+        format!("http://127.0.0.1:{}/page", port.wrapping_add(1)),
+        "http://evil.test/".into(),
+    ] {
         let out = browse(port).call(json!({"url": url}));
-        assert!(out.is_error && out.content.contains("not on the allowlist"), "{url}: {}", out.content);
+        assert!(
+            out.is_error && out.content.contains("not on the allowlist"),
+            "{url}: {}",
+            out.content
+        );
     }
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "a refused URL reached the server");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "a refused URL reached the server"
+    );
     let out = browse(port).call(json!({"url": "file:///etc/passwd"}));
-    assert!(out.is_error && out.content.contains("only http"), "{}", out.content);
+    assert!(
+        out.is_error && out.content.contains("only http"),
+        "{}",
+        out.content
+    );
 }
 
 #[test]
 fn redirects_are_checked_hop_by_hop() {
     let (port, _) = server();
     let out = browse(port).call(json!({"url": format!("http://127.0.0.1:{port}/in")}));
-    assert!(!out.is_error && out.content.contains("Prime numbers"), "{}", out.content);
+    assert!(
+        !out.is_error && out.content.contains("Prime numbers"),
+        "{}",
+        out.content
+    );
     assert_eq!(out.side_effects.len(), 2);
     let out = browse(port).call(json!({"url": format!("http://127.0.0.1:{port}/out")}));
-    assert!(out.is_error && out.content.contains("'evil.test'") && out.content.contains("redirect"), "{}", out.content);
+    assert!(
+        out.is_error && out.content.contains("'evil.test'") && out.content.contains("redirect"),
+        "{}",
+        out.content
+    );
 }
 
 #[test]
@@ -101,16 +137,32 @@ fn size_time_status_and_type_limits() {
     let (port, _) = server();
     let b = browse(port);
     let out = b.call(json!({"url": format!("http://127.0.0.1:{port}/big")}));
-    assert!(!out.is_error && out.content.contains("[output truncated at"), "{}", &out.content[out.content.len().saturating_sub(200)..]);
+    assert!(
+        !out.is_error && out.content.contains("[output truncated at"),
+        "{}",
+        &out.content[out.content.len().saturating_sub(200)..]
+    );
     assert!(out.content.len() < 25_000);
     let t = Instant::now();
     let out = b.call(json!({"url": format!("http://127.0.0.1:{port}/slow")}));
-    assert!(out.is_error && out.content.contains("did not answer within 2 s"), "{}", out.content);
+    assert!(
+        out.is_error && out.content.contains("did not answer within 2 s"),
+        "{}",
+        out.content
+    );
     assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
     let out = b.call(json!({"url": format!("http://127.0.0.1:{port}/404")}));
-    assert!(out.is_error && out.content.contains("HTTP 404"), "{}", out.content);
+    assert!(
+        out.is_error && out.content.contains("HTTP 404"),
+        "{}",
+        out.content
+    );
     let out = b.call(json!({"url": format!("http://127.0.0.1:{port}/bin")}));
-    assert!(out.is_error && out.content.contains("application/octet-stream"), "{}", out.content);
+    assert!(
+        out.is_error && out.content.contains("application/octet-stream"),
+        "{}",
+        out.content
+    );
 }
 
 #[test]

@@ -16,15 +16,23 @@ fn exact(expr: &str) -> Option<BigRational> {
 /// A rational literal as the model would write it: `(-12/7)`, `3.25`, `-0.5`.
 fn rational() -> impl Strategy<Value = (String, BigRational)> {
     prop_oneof![
-        (any::<i64>(), 1..i64::MAX).prop_map(|(n, d)| (format!("({n}/{d})"), BigRational::new(n.into(), d.into()))),
+        (any::<i64>(), 1..i64::MAX)
+            .prop_map(|(n, d)| (format!("({n}/{d})"), BigRational::new(n.into(), d.into()))),
         (any::<i32>(), 0u32..12).prop_map(|(n, k)| {
             let s = format!("{}{}", if n < 0 { "-" } else { "" }, {
                 let a = n.unsigned_abs().to_string();
                 let k = (k as usize).min(a.len());
                 let (i, f) = a.split_at(a.len() - k);
-                if k == 0 { i.to_string() } else { format!("{}.{}", if i.is_empty() { "0" } else { i }, f) }
+                if k == 0 {
+                    i.to_string()
+                } else {
+                    format!("{}.{}", if i.is_empty() { "0" } else { i }, f)
+                }
             });
-            let r = BigRational::new(n.into(), BigInt::from(10).pow(k.min(n.unsigned_abs().to_string().len() as u32)));
+            let r = BigRational::new(
+                n.into(),
+                BigInt::from(10).pow(k.min(n.unsigned_abs().to_string().len() as u32)),
+            );
             (format!("({s})"), r)
         }),
     ]

@@ -31,9 +31,14 @@ fn fixture() -> Fixture {
     w(&root.join("a.txt"), "one\ntwo\nthree\nfour\n");
     w(&root.join("sub/b.md"), "# Title\nneedle here\n");
     w(&outside.join("secret.txt"), "SECRET needle\n");
-    std::os::unix::fs::symlink(outside.join("secret.txt"), root.join("link-out")).unwrap_or_else(|e| panic!("{e}"));
+    std::os::unix::fs::symlink(outside.join("secret.txt"), root.join("link-out"))
+        .unwrap_or_else(|e| panic!("{e}"));
     std::os::unix::fs::symlink(&outside, root.join("dir-out")).unwrap_or_else(|e| panic!("{e}"));
-    Fixture { _tmp: tmp, root, outside }
+    Fixture {
+        _tmp: tmp,
+        root,
+        outside,
+    }
 }
 
 #[test]
@@ -41,11 +46,28 @@ fn reads_list_and_line_ranges() {
     let fx = fixture();
     let f = Files::new(&[&fx.root]).unwrap_or_else(|e| panic!("{e}"));
     let out = call(&f, "list", ".", json!({}));
-    assert!(!out.is_error && out.untrusted && out.content.contains("a.txt (19 bytes)") && out.content.contains("sub/"), "{}", out.content);
+    assert!(
+        !out.is_error
+            && out.untrusted
+            && out.content.contains("a.txt (19 bytes)")
+            && out.content.contains("sub/"),
+        "{}",
+        out.content
+    );
     let out = call(&f, "read", "a.txt", json!({"start_line": 2, "end_line": 3}));
-    assert!(out.content.contains("(lines 2-3 of 4)") && out.content.contains("2  two") && !out.content.contains("four"), "{}", out.content);
+    assert!(
+        out.content.contains("(lines 2-3 of 4)")
+            && out.content.contains("2  two")
+            && !out.content.contains("four"),
+        "{}",
+        out.content
+    );
     let out = call(&f, "read", "a.txt", json!({"start_line": 9}));
-    assert!(out.is_error && out.content.contains("has 4 lines"), "{}", out.content);
+    assert!(
+        out.is_error && out.content.contains("has 4 lines"),
+        "{}",
+        out.content
+    );
 }
 
 #[test]
@@ -53,9 +75,26 @@ fn dotdot_absolute_and_symlink_escapes_are_refused() {
     let fx = fixture();
     let f = Files::new(&[&fx.root]).unwrap_or_else(|e| panic!("{e}"));
     let secret = fx.outside.join("secret.txt").display().to_string();
-    for (op, path) in [("read", "../outside/secret.txt"), ("read", secret.as_str()), ("read", "link-out"), ("list", "dir-out"), ("read", "dir-out/secret.txt"), ("read", "/etc/passwd"), ("grep", "dir-out")] {
-        let out = call(&f, op, path, json!({"pattern": if op == "grep" { json!("needle") } else { json!(null) }}));
-        assert!(out.is_error && out.content.contains("outside the allowed roots"), "{op} {path}: {}", out.content);
+    for (op, path) in [
+        ("read", "../outside/secret.txt"),
+        ("read", secret.as_str()),
+        ("read", "link-out"),
+        ("list", "dir-out"),
+        ("read", "dir-out/secret.txt"),
+        ("read", "/etc/passwd"),
+        ("grep", "dir-out"),
+    ] {
+        let out = call(
+            &f,
+            op,
+            path,
+            json!({"pattern": if op == "grep" { json!("needle") } else { json!(null) }}),
+        );
+        assert!(
+            out.is_error && out.content.contains("outside the allowed roots"),
+            "{op} {path}: {}",
+            out.content
+        );
         assert!(!out.content.contains("SECRET"));
     }
 }
@@ -65,10 +104,22 @@ fn grep_finds_matches_and_does_not_follow_symlinks_out() {
     let fx = fixture();
     let f = Files::new(&[&fx.root]).unwrap_or_else(|e| panic!("{e}"));
     let out = call(&f, "grep", ".", json!({"pattern": "need(le)?"}));
-    assert!(!out.is_error && out.content.contains("sub/b.md:2: needle here"), "{}", out.content);
-    assert!(!out.content.contains("SECRET"), "grep followed a symlink out of the root: {}", out.content);
+    assert!(
+        !out.is_error && out.content.contains("sub/b.md:2: needle here"),
+        "{}",
+        out.content
+    );
+    assert!(
+        !out.content.contains("SECRET"),
+        "grep followed a symlink out of the root: {}",
+        out.content
+    );
     let out = call(&f, "grep", ".", json!({"pattern": "("}));
-    assert!(out.is_error && out.content.contains("bad regex"), "{}", out.content);
+    assert!(
+        out.is_error && out.content.contains("bad regex"),
+        "{}",
+        out.content
+    );
 }
 
 #[test]
@@ -76,28 +127,65 @@ fn writes_need_approval_then_apply() {
     let fx = fixture();
     let f = Files::new(&[&fx.root]).unwrap_or_else(|e| panic!("{e}"));
     let out = call(&f, "write", "sub/new.txt", json!({"content": "hello"}));
-    assert!(!out.is_error && out.content.starts_with("needs approval"), "{}", out.content);
-    assert!(!fx.root.join("sub/new.txt").exists(), "nothing may be written before approval");
-    let Some(SideEffect::WriteProposed(req)) = out.side_effects.first() else { panic!("{out:?}") };
+    assert!(
+        !out.is_error && out.content.starts_with("needs approval"),
+        "{}",
+        out.content
+    );
+    assert!(
+        !fx.root.join("sub/new.txt").exists(),
+        "nothing may be written before approval"
+    );
+    let Some(SideEffect::WriteProposed(req)) = out.side_effects.first() else {
+        panic!("{out:?}")
+    };
     let done = f.apply(req);
     assert!(!done.is_error, "{}", done.content);
-    assert_eq!(std::fs::read_to_string(fx.root.join("sub/new.txt")).ok().as_deref(), Some("hello"));
+    assert_eq!(
+        std::fs::read_to_string(fx.root.join("sub/new.txt"))
+            .ok()
+            .as_deref(),
+        Some("hello")
+    );
     // Through a symlink, or next to the root: refused before any approval is asked.
     for p in ["link-out", "dir-out/x.txt", "../outside/x.txt"] {
         let out = call(&f, "write", p, json!({"content": "x"}));
-        assert!(out.is_error && out.content.contains("outside the allowed roots"), "{p}: {}", out.content);
+        assert!(
+            out.is_error && out.content.contains("outside the allowed roots"),
+            "{p}: {}",
+            out.content
+        );
     }
-    assert_eq!(std::fs::read_to_string(fx.outside.join("secret.txt")).ok().as_deref(), Some("SECRET needle\n"));
+    assert_eq!(
+        std::fs::read_to_string(fx.outside.join("secret.txt"))
+            .ok()
+            .as_deref(),
+        Some("SECRET needle\n")
+    );
 }
 
 #[test]
 fn a_write_policy_allows_without_asking() {
     let fx = fixture();
-    let f = Files::new(&[&fx.root]).and_then(|f| f.allow_writes_under(&[fx.root.join("sub")])).unwrap_or_else(|e| panic!("{e}"));
-    let out = call(&f, "write", "sub/log.txt", json!({"content": "a", "append": true}));
-    assert!(!out.is_error && matches!(out.side_effects.first(), Some(SideEffect::FilesWritten(_))), "{out:?}");
+    let f = Files::new(&[&fx.root])
+        .and_then(|f| f.allow_writes_under(&[fx.root.join("sub")]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = call(
+        &f,
+        "write",
+        "sub/log.txt",
+        json!({"content": "a", "append": true}),
+    );
+    assert!(
+        !out.is_error && matches!(out.side_effects.first(), Some(SideEffect::FilesWritten(_))),
+        "{out:?}"
+    );
     let out = call(&f, "write", "a.txt", json!({"content": "x"}));
-    assert!(out.content.starts_with("needs approval"), "outside the allowed dir it still asks: {}", out.content);
+    assert!(
+        out.content.starts_with("needs approval"),
+        "outside the allowed dir it still asks: {}",
+        out.content
+    );
 }
 
 #[test]
@@ -105,10 +193,22 @@ fn argument_errors_say_what_to_do() {
     let fx = fixture();
     let f = Files::new(&[&fx.root]).unwrap_or_else(|e| panic!("{e}"));
     let out = call(&f, "delete", ".", json!({}));
-    assert!(out.is_error && out.content.contains("list, read, grep, write"), "{}", out.content);
+    assert!(
+        out.is_error && out.content.contains("list, read, grep, write"),
+        "{}",
+        out.content
+    );
     let out = call(&f, "list", ".", json!({"pattern": "x"}));
-    assert!(out.is_error && out.content.contains("'pattern' is not used"), "{}", out.content);
+    assert!(
+        out.is_error && out.content.contains("'pattern' is not used"),
+        "{}",
+        out.content
+    );
     let out = call(&f, "grep", ".", json!({}));
-    assert!(out.is_error && out.content.contains("needs 'pattern'"), "{}", out.content);
+    assert!(
+        out.is_error && out.content.contains("needs 'pattern'"),
+        "{}",
+        out.content
+    );
     assert!(Files::new(&["/no/such/dir"]).is_err());
 }

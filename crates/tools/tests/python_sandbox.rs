@@ -8,9 +8,9 @@
 
 use std::io::ErrorKind;
 use std::net::TcpListener;
-use std::process::Command;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use llmos_tools::python::{sandbox, CellResult, Limits, Python, Sandbox, Status};
@@ -36,7 +36,11 @@ fn session(limits: Limits) -> Option<Python> {
 }
 
 fn quick() -> Limits {
-    Limits { wall: Duration::from_secs(10), cpu_s: 10, ..Limits::default() }
+    Limits {
+        wall: Duration::from_secs(10),
+        cpu_s: 10,
+        ..Limits::default()
+    }
 }
 
 fn run(p: &Python, code: &str) -> CellResult {
@@ -46,10 +50,19 @@ fn run(p: &Python, code: &str) -> CellResult {
 /// Processes whose working directory is `dir` (the sandbox's scratch dir),
 /// found by inode so it works across mount namespaces.
 fn processes_in(dir: &Path) -> usize {
-    let Ok(want) = std::fs::metadata(dir).map(|m| (m.dev(), m.ino())) else { return 0 };
-    let Ok(rd) = std::fs::read_dir("/proc") else { return 0 };
+    let Ok(want) = std::fs::metadata(dir).map(|m| (m.dev(), m.ino())) else {
+        return 0;
+    };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
     rd.flatten()
-        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
         .filter_map(|e| std::fs::metadata(e.path().join("cwd")).ok())
         .filter(|m| (m.dev(), m.ino()) == want)
         .count()
@@ -62,12 +75,24 @@ fn state_persists_between_calls_and_last_expression_is_shown() {
     assert_eq!(r.status, Status::Ok, "{r:?}");
     assert!(r.fresh_process);
     let r = run(&p, "x + 1");
-    assert_eq!((r.stdout.trim(), &r.status, r.fresh_process), ("42", &Status::Ok, false), "{r:?}");
+    assert_eq!(
+        (r.stdout.trim(), &r.status, r.fresh_process),
+        ("42", &Status::Ok, false),
+        "{r:?}"
+    );
     let r = run(&p, "1/0");
     assert_eq!(r.status, Status::Exception("ZeroDivisionError".into()));
-    assert!(r.stderr.contains("ZeroDivisionError") && !r.stderr.contains("_run"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("ZeroDivisionError") && !r.stderr.contains("_run"),
+        "{}",
+        r.stderr
+    );
     let r = run(&p, "print(math.factorial(5), x)");
-    assert_eq!(r.stdout.trim(), "120 41", "an exception must not lose the session: {r:?}");
+    assert_eq!(
+        r.stdout.trim(),
+        "120 41",
+        "an exception must not lose the session: {r:?}"
+    );
 }
 
 #[test]
@@ -75,7 +100,9 @@ fn network_access_is_blocked() {
     let Some(p) = session(quick()) else { return };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    listener.set_nonblocking(true).unwrap_or_else(|e| panic!("{e}"));
+    listener
+        .set_nonblocking(true)
+        .unwrap_or_else(|e| panic!("{e}"));
     let code = format!(
         "import socket\n\
          for host, port in [('127.0.0.1', {port}), ('1.1.1.1', 53), ('example.com', 80)]:\n\
@@ -117,39 +144,70 @@ fn files_outside_scratch_cannot_be_read() {
     );
     let r = run(&p, &code);
     assert_eq!(r.status, Status::Ok, "{r:?}");
-    assert!(!r.stdout.contains("READ") && !r.stdout.contains("LISTED") && !r.stdout.contains("WROTE"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("READ") && !r.stdout.contains("LISTED") && !r.stdout.contains("WROTE"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(r.stdout.matches("denied").count(), 7, "{}", r.stdout);
 }
 
 #[test]
 fn fork_bomb_is_contained() {
-    let limits = Limits { wall: Duration::from_secs(5), processes: 32, ..quick() };
+    let limits = Limits {
+        wall: Duration::from_secs(5),
+        processes: 32,
+        ..quick()
+    };
     let Some(p) = session(limits) else { return };
     // Bounded first: count how many children we get before fork fails.
     let r = run(
         &p,
         "import os, time\nn = 0\ntry:\n    for _ in range(500):\n        if os.fork() == 0:\n            time.sleep(60); os._exit(0)\n        n += 1\nexcept OSError as e:\n    print('fork failed:', e)\nprint('children', n)",
     );
-    assert!(processes_in(&p.scratch()) > n_min(), "the children should be alive and visible: {r:?}");
-    let n: usize = r.stdout.lines().find_map(|l| l.strip_prefix("children ")).and_then(|s| s.trim().parse().ok()).unwrap_or(999);
+    assert!(
+        processes_in(&p.scratch()) > n_min(),
+        "the children should be alive and visible: {r:?}"
+    );
+    let n: usize = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("children "))
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(999);
     assert!(n < 32, "the process limit did not hold: {r:?}");
     // Then a real one: it must come back at the wall-clock limit at the latest.
     let t = Instant::now();
-    let r = run(&p, "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass");
+    let r = run(
+        &p,
+        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
+    );
     assert!(t.elapsed() < Duration::from_secs(9), "{:?}", t.elapsed());
-    assert!(matches!(r.status, Status::TimedOut | Status::Died(_)), "{r:?}");
-    let ok = Command::new("/usr/bin/true").status().is_ok_and(|s| s.success());
+    assert!(
+        matches!(r.status, Status::TimedOut | Status::Died(_)),
+        "{r:?}"
+    );
+    let ok = Command::new("/usr/bin/true")
+        .status()
+        .is_ok_and(|s| s.success());
     assert!(ok, "the host could not start a process after the fork bomb");
     let t = Instant::now();
     while processes_in(&p.scratch()) > 0 && t.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(processes_in(&p.scratch()), 0, "sandbox processes outlived the kill");
+    assert_eq!(
+        processes_in(&p.scratch()),
+        0,
+        "sandbox processes outlived the kill"
+    );
 }
 
 #[test]
 fn memory_bomb_is_contained() {
-    let limits = Limits { memory_bytes: 512 << 20, ..quick() };
+    let limits = Limits {
+        memory_bytes: 512 << 20,
+        ..quick()
+    };
     let Some(p) = session(limits) else { return };
     // 8 GiB at once: calloc would succeed lazily on this host without RLIMIT_AS.
     let r = run(&p, "b = bytearray(8 << 30)\nprint(len(b))");
@@ -157,27 +215,44 @@ fn memory_bomb_is_contained() {
     let r = run(&p, "a = []\nwhile True:\n    a.append(bytearray(10 << 20))");
     assert_eq!(r.status, Status::Exception("MemoryError".into()), "{r:?}");
     let r = run(&p, "del a\nprint('still here')");
-    assert_eq!((r.stdout.trim(), r.fresh_process), ("still here", false), "{r:?}");
+    assert_eq!(
+        (r.stdout.trim(), r.fresh_process),
+        ("still here", false),
+        "{r:?}"
+    );
 }
 
 #[test]
 fn infinite_loop_is_killed_at_the_timeout() {
-    let limits = Limits { wall: Duration::from_secs(2), ..quick() };
+    let limits = Limits {
+        wall: Duration::from_secs(2),
+        ..quick()
+    };
     let Some(p) = session(limits) else { return };
     run(&p, "x = 1");
     let t = Instant::now();
     let r = run(&p, "while True:\n    pass");
     let took = t.elapsed();
     assert_eq!(r.status, Status::TimedOut);
-    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(4), "{took:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
     assert!(p.render(&r).contains("wall-clock limit"));
     let r = run(&p, "print('x' in globals())");
-    assert!(r.fresh_process && r.stdout.trim() == "False", "a fresh process after the kill: {r:?}");
+    assert!(
+        r.fresh_process && r.stdout.trim() == "False",
+        "a fresh process after the kill: {r:?}"
+    );
 }
 
 #[test]
 fn cpu_limit_ends_a_busy_cell_before_the_wall_clock() {
-    let limits = Limits { wall: Duration::from_secs(30), cpu_s: 1, ..quick() };
+    let limits = Limits {
+        wall: Duration::from_secs(30),
+        cpu_s: 1,
+        ..quick()
+    };
     let Some(p) = session(limits) else { return };
     let t = Instant::now();
     let r = run(&p, "while True:\n    pass");
@@ -190,7 +265,15 @@ fn signalling_the_parent_does_not_hurt_the_host() {
     let Some(p) = session(quick()) else { return };
     // A host process with the sandbox's own uid: the one a kill(-1) could reach without a pid namespace.
     let mut sentinel = if sandbox::euid() == 0 {
-        Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "60"]).spawn()
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "sleep",
+                "60",
+            ])
+            .spawn()
     } else {
         Command::new("sleep").arg("60").spawn()
     }
@@ -202,7 +285,10 @@ fn signalling_the_parent_does_not_hurt_the_host() {
     let r = run(&p, "import os\nif os.fork() == 0:\n    os.kill(-1, 9)\n    os._exit(0)\nimport time; time.sleep(5)");
     assert!(matches!(r.status, Status::Died(_)), "{r:?}");
     std::thread::sleep(Duration::from_millis(200));
-    assert!(matches!(sentinel.try_wait(), Ok(None)), "the host sentinel was killed");
+    assert!(
+        matches!(sentinel.try_wait(), Ok(None)),
+        "the host sentinel was killed"
+    );
     let _ = sentinel.kill();
     let _ = sentinel.wait();
     let r = run(&p, "print(6 * 7)");
@@ -211,12 +297,27 @@ fn signalling_the_parent_does_not_hurt_the_host() {
 
 #[test]
 fn huge_output_is_truncated_with_a_marker() {
-    let limits = Limits { output_bytes: 1000, ..quick() };
+    let limits = Limits {
+        output_bytes: 1000,
+        ..quick()
+    };
     let Some(p) = session(limits) else { return };
-    let r = run(&p, "import sys\nprint('x' * 10_000_000)\n_ = sys.stderr.write('e' * 5000)");
+    let r = run(
+        &p,
+        "import sys\nprint('x' * 10_000_000)\n_ = sys.stderr.write('e' * 5000)",
+    );
     assert_eq!(r.status, Status::Ok, "{:?}", r.status);
-    assert!(r.stdout.starts_with(&"x".repeat(1000)), "{}", &r.stdout[..50]);
-    assert!(r.stdout.contains("[output truncated at 1000 bytes]") && r.stdout.contains("10000001 bytes"), "{}", &r.stdout[1000..]);
+    assert!(
+        r.stdout.starts_with(&"x".repeat(1000)),
+        "{}",
+        &r.stdout[..50]
+    );
+    assert!(
+        r.stdout.contains("[output truncated at 1000 bytes]")
+            && r.stdout.contains("10000001 bytes"),
+        "{}",
+        &r.stdout[1000..]
+    );
     assert!(r.stdout.len() < 1100 && r.stderr.contains("[output truncated at 1000 bytes]"));
 }
 
@@ -225,18 +326,28 @@ fn created_files_are_returned() {
     let Some(p) = session(quick()) else { return };
     let out = p.call(json!({"code": "import os\nos.makedirs('out/deep', exist_ok=True)\nopen('out/deep/t.csv','w').write('a,b\\n1,2\\n')\nopen('r.txt','w').write('hi')"}));
     assert!(!out.is_error && out.untrusted, "{out:?}");
-    assert!(out.content.contains("out/deep/t.csv (8 bytes)") && out.content.contains("r.txt (2 bytes)"), "{}", out.content);
+    assert!(
+        out.content.contains("out/deep/t.csv (8 bytes)") && out.content.contains("r.txt (2 bytes)"),
+        "{}",
+        out.content
+    );
     let written = out.side_effects.iter().find_map(|s| match s {
         SideEffect::FilesWritten(v) => Some(v.clone()),
         _ => None,
     });
     let written = written.unwrap_or_default();
     assert_eq!(written.len(), 2);
-    let csv = written.iter().find(|p| p.ends_with("t.csv")).map(std::fs::read_to_string);
+    let csv = written
+        .iter()
+        .find(|p| p.ends_with("t.csv"))
+        .map(std::fs::read_to_string);
     assert_eq!(csv.and_then(Result::ok).as_deref(), Some("a,b\n1,2\n"));
     // Unchanged files are not reported again.
     let out = p.call(json!({"code": "print(open('r.txt').read())"}));
-    assert!(out.side_effects.is_empty() && out.content.contains("hi"), "{out:?}");
+    assert!(
+        out.side_effects.is_empty() && out.content.contains("hi"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -245,18 +356,33 @@ fn swapping_a_capture_file_for_a_symlink_leaks_nothing() {
     let secret_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let secret = secret_dir.path().join("secret.txt");
     std::fs::write(&secret, "TOP-SECRET-HOST-DATA").unwrap_or_else(|e| panic!("{e}"));
-    let code = format!("import os\nos.remove('/run/llmos-io/stdout')\nos.symlink({:?}, '/run/llmos-io/stdout')", secret.display().to_string());
+    let code = format!(
+        "import os\nos.remove('/run/llmos-io/stdout')\nos.symlink({:?}, '/run/llmos-io/stdout')",
+        secret.display().to_string()
+    );
     let r = run(&p, &code);
-    assert!(!r.stdout.contains("TOP-SECRET") && !r.stderr.contains("TOP-SECRET"), "{r:?}");
+    assert!(
+        !r.stdout.contains("TOP-SECRET") && !r.stderr.contains("TOP-SECRET"),
+        "{r:?}"
+    );
     let r = run(&p, "print('next')");
-    assert!(r.stdout.contains("next") && !r.stdout.contains("TOP-SECRET"), "{r:?}");
+    assert!(
+        r.stdout.contains("next") && !r.stdout.contains("TOP-SECRET"),
+        "{r:?}"
+    );
 }
 
 #[test]
 fn bad_arguments_are_explained() {
     let Some(p) = session(quick()) else { return };
     let out = p.call(json!({"code": 3}));
-    assert!(out.is_error && out.content.contains("'code' must be a string"), "{out:?}");
+    assert!(
+        out.is_error && out.content.contains("'code' must be a string"),
+        "{out:?}"
+    );
     let out = p.call(json!({"source": "1"}));
-    assert!(out.is_error && out.content.contains("unknown argument 'source'"), "{out:?}");
+    assert!(
+        out.is_error && out.content.contains("unknown argument 'source'"),
+        "{out:?}"
+    );
 }

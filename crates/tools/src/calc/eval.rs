@@ -66,7 +66,9 @@ impl Evaluator<'_> {
             Value::Exact(r) if bits(r) > self.limits.max_bits => Err(self.too_big(span, bits(r))),
             Value::Approx(x) if !x.is_finite() => Err(self.err(
                 span,
-                format!("result is {x}, not a finite number (f64 overflow or an undefined operation)"),
+                format!(
+                    "result is {x}, not a finite number (f64 overflow or an undefined operation)"
+                ),
             )),
             _ => Ok(v),
         }
@@ -101,7 +103,10 @@ impl Evaluator<'_> {
                 self.binary(*op, x, y, e.span, b.span)?
             }
             ExprKind::Call(f, args) => {
-                let vals = args.iter().map(|a| self.eval(a)).collect::<Result<Vec<_>, _>>()?;
+                let vals = args
+                    .iter()
+                    .map(|a| self.eval(a))
+                    .collect::<Result<Vec<_>, _>>()?;
                 self.call(f, &vals, args, e.span)?
             }
         };
@@ -117,11 +122,18 @@ impl Evaluator<'_> {
             .parse()
             .ok()
             .filter(|e: &i64| e.unsigned_abs() <= 100_000)
-            .ok_or_else(|| self.err(span, format!("exponent of {text} is out of range (|e| ≤ 100000)")))?;
+            .ok_or_else(|| {
+                self.err(
+                    span,
+                    format!("exponent of {text} is out of range (|e| ≤ 100000)"),
+                )
+            })?;
         let (int_part, frac) = mant.split_once('.').unwrap_or((mant, ""));
         let digits = format!("{int_part}{frac}");
         let digits = if digits.is_empty() { "0" } else { &digits };
-        let n: BigInt = digits.parse().map_err(|_| self.err(span, format!("'{text}' is not a number")))?;
+        let n: BigInt = digits
+            .parse()
+            .map_err(|_| self.err(span, format!("'{text}' is not a number")))?;
         let scale = exp - frac.len() as i64;
         let bits_needed = (scale.unsigned_abs() as f64 * std::f64::consts::LOG2_10) as u64;
         if bits_needed > self.limits.max_bits {
@@ -150,7 +162,14 @@ impl Evaluator<'_> {
         }))
     }
 
-    fn binary(&self, op: BinOp, x: Value, y: Value, span: Span, rspan: Span) -> Result<Value, CalcError> {
+    fn binary(
+        &self,
+        op: BinOp,
+        x: Value,
+        y: Value,
+        span: Span,
+        rspan: Span,
+    ) -> Result<Value, CalcError> {
         use Value::{Approx, Exact};
         let div0 = || self.err(rspan, "division by zero".to_string());
         Ok(match (op, x, y) {
@@ -230,10 +249,18 @@ impl Evaluator<'_> {
         Ok(Value::Approx(r))
     }
 
-    fn int_pow(&self, base: &BigRational, exp: &BigInt, span: Span) -> Result<BigRational, CalcError> {
+    fn int_pow(
+        &self,
+        base: &BigRational,
+        exp: &BigInt,
+        span: Span,
+    ) -> Result<BigRational, CalcError> {
         if base.is_zero() {
             return match exp.sign() {
-                Sign::Minus => Err(self.err(span, "0 raised to a negative power is a division by zero".into())),
+                Sign::Minus => Err(self.err(
+                    span,
+                    "0 raised to a negative power is a division by zero".into(),
+                )),
                 Sign::NoSign => Ok(BigRational::one()),
                 Sign::Plus => Ok(BigRational::zero()),
             };
@@ -258,7 +285,11 @@ impl Evaluator<'_> {
         let n = self.nonneg_int(v, span, "factorial")?;
         // log2(n!) by Stirling, checked before any multiplication.
         let nf = n as f64;
-        let log2 = if n < 2 { 0.0 } else { (nf * nf.ln() - nf + 0.5 * (std::f64::consts::TAU * nf).ln()) / std::f64::consts::LN_2 };
+        let log2 = if n < 2 {
+            0.0
+        } else {
+            (nf * nf.ln() - nf + 0.5 * (std::f64::consts::TAU * nf).ln()) / std::f64::consts::LN_2
+        };
         if log2 > self.limits.max_bits as f64 {
             return Err(self.too_big(span, log2 as u64));
         }
@@ -275,8 +306,16 @@ impl Evaluator<'_> {
                 .numer()
                 .to_u64()
                 .ok_or_else(|| self.err(span, format!("{what} of {r} is far too large"))),
-            Value::Exact(r) => Err(self.err(span, format!("{what} needs a non-negative integer, got {r}"))),
-            Value::Approx(x) => Err(self.err(span, format!("{what} needs an exact non-negative integer, got the approximate value {x}"))),
+            Value::Exact(r) => Err(self.err(
+                span,
+                format!("{what} needs a non-negative integer, got {r}"),
+            )),
+            Value::Approx(x) => Err(self.err(
+                span,
+                format!(
+                    "{what} needs an exact non-negative integer, got the approximate value {x}"
+                ),
+            )),
         }
     }
 
@@ -284,7 +323,10 @@ impl Evaluator<'_> {
         match v {
             Value::Exact(r) if r.is_integer() => Ok(r.numer().clone()),
             Value::Exact(r) => Err(self.err(span, format!("{what} needs integers, got {r}"))),
-            Value::Approx(x) => Err(self.err(span, format!("{what} needs exact integers, got the approximate value {x}"))),
+            Value::Approx(x) => Err(self.err(
+                span,
+                format!("{what} needs exact integers, got the approximate value {x}"),
+            )),
         }
     }
 
@@ -293,14 +335,24 @@ impl Evaluator<'_> {
             if v.len() == n {
                 Ok(())
             } else {
-                Err(self.err(span, format!("{f}() takes {n} argument{}, got {}", if n == 1 { "" } else { "s" }, v.len())))
+                Err(self.err(
+                    span,
+                    format!(
+                        "{f}() takes {n} argument{}, got {}",
+                        if n == 1 { "" } else { "s" },
+                        v.len()
+                    ),
+                ))
             }
         };
         let approx1 = |g: fn(f64) -> f64| -> Result<Value, CalcError> {
             arity(1)?;
             let x = v[0].to_f64();
             if !x.is_finite() {
-                return Err(self.err(args[0].span, format!("the argument of {f}() does not fit in an f64")));
+                return Err(self.err(
+                    args[0].span,
+                    format!("the argument of {f}() does not fit in an f64"),
+                ));
             }
             Ok(Value::Approx(g(x)))
         };
@@ -308,7 +360,10 @@ impl Evaluator<'_> {
             if ok {
                 Ok(())
             } else {
-                Err(self.err(span, format!("{f}() is only defined for {what}, got {}", v[0].to_f64())))
+                Err(self.err(
+                    span,
+                    format!("{f}() is only defined for {what}, got {}", v[0].to_f64()),
+                ))
             }
         };
         match f {
@@ -317,7 +372,10 @@ impl Evaluator<'_> {
             "tan" => approx1(f64::tan),
             "asin" | "acos" => {
                 arity(1)?;
-                domain((-1.0..=1.0).contains(&v[0].to_f64()), "arguments in [-1, 1]")?;
+                domain(
+                    (-1.0..=1.0).contains(&v[0].to_f64()),
+                    "arguments in [-1, 1]",
+                )?;
                 approx1(if f == "asin" { f64::asin } else { f64::acos })
             }
             "atan" => approx1(f64::atan),
@@ -341,7 +399,16 @@ impl Evaluator<'_> {
                     ("log2", 1) => Some(Value::int(2)),
                     ("log10", 1) => Some(Value::int(10)),
                     ("ln" | "log", 1) => None,
-                    _ => return Err(self.err(span, format!("{f}() takes {} argument(s), got {}", if f == "log" { "1 or 2" } else { "1" }, v.len()))),
+                    _ => {
+                        return Err(self.err(
+                            span,
+                            format!(
+                                "{f}() takes {} argument(s), got {}",
+                                if f == "log" { "1 or 2" } else { "1" },
+                                v.len()
+                            ),
+                        ))
+                    }
                 };
                 self.log(&v[0], base.as_ref(), span)
             }
@@ -351,7 +418,10 @@ impl Evaluator<'_> {
                 arity(2)?;
                 let n = self.nonneg_int(&v[1], args[1].span, "root degree")?;
                 if n == 0 || n > 10_000 {
-                    return Err(self.err(args[1].span, format!("root degree must be between 1 and 10000, got {n}")));
+                    return Err(self.err(
+                        args[1].span,
+                        format!("root degree must be between 1 and 10000, got {n}"),
+                    ));
                 }
                 self.root_fn(&v[..1], n as u32, span, f)
             }
@@ -365,13 +435,22 @@ impl Evaluator<'_> {
             "floor" | "ceil" | "trunc" | "round" => {
                 if f == "round" && v.len() == 2 {
                     let places = self.integer(&v[1], args[1].span, "round's number of places")?;
-                    let places = places.to_i32().filter(|p| p.unsigned_abs() <= 10_000).ok_or_else(|| {
-                        self.err(args[1].span, "round's number of places must be within ±10000".into())
-                    })?;
+                    let places = places
+                        .to_i32()
+                        .filter(|p| p.unsigned_abs() <= 10_000)
+                        .ok_or_else(|| {
+                            self.err(
+                                args[1].span,
+                                "round's number of places must be within ±10000".into(),
+                            )
+                        })?;
                     let Value::Exact(r) = &v[0] else {
-                        return Ok(Value::Approx((v[0].to_f64() * 10f64.powi(places)).round() / 10f64.powi(places)));
+                        return Ok(Value::Approx(
+                            (v[0].to_f64() * 10f64.powi(places)).round() / 10f64.powi(places),
+                        ));
                     };
-                    let scale = BigRational::from_integer(BigInt::from(10).pow(places.unsigned_abs()));
+                    let scale =
+                        BigRational::from_integer(BigInt::from(10).pow(places.unsigned_abs()));
                     let scale = if places < 0 { scale.recip() } else { scale };
                     return Ok(Value::Exact(round_half_even(&(r * &scale)) / scale));
                 }
@@ -383,14 +462,15 @@ impl Evaluator<'_> {
                         "trunc" => r.trunc(),
                         _ => round_half_even(r),
                     }),
-                    Value::Approx(x) => Value::Exact(BigRational::from_integer(
-                        BigInt::from(match f {
+                    Value::Approx(x) => {
+                        Value::Exact(BigRational::from_integer(BigInt::from(match f {
                             "floor" => x.floor(),
                             "ceil" => x.ceil(),
                             "trunc" => x.trunc(),
                             _ => x.round_ties_even(),
-                        } as i64),
-                    )),
+                        }
+                            as i64)))
+                    }
                 })
             }
             "min" | "max" => {
@@ -400,8 +480,20 @@ impl Evaluator<'_> {
                 let mut best = v[0].clone();
                 for x in &v[1..] {
                     let better = match (x, &best) {
-                        (Value::Exact(a), Value::Exact(b)) => if f == "min" { a < b } else { a > b },
-                        _ => if f == "min" { x.to_f64() < best.to_f64() } else { x.to_f64() > best.to_f64() },
+                        (Value::Exact(a), Value::Exact(b)) => {
+                            if f == "min" {
+                                a < b
+                            } else {
+                                a > b
+                            }
+                        }
+                        _ => {
+                            if f == "min" {
+                                x.to_f64() < best.to_f64()
+                            } else {
+                                x.to_f64() > best.to_f64()
+                            }
+                        }
                     };
                     if better {
                         best = x.clone();
@@ -447,18 +539,34 @@ impl Evaluator<'_> {
             }
             _ => Err(self.err(
                 span,
-                format!("unknown function '{f}': available are {}", super::FUNCTIONS.join(", ")),
+                format!(
+                    "unknown function '{f}': available are {}",
+                    super::FUNCTIONS.join(", ")
+                ),
             )),
         }
     }
 
     fn root_fn(&self, v: &[Value], n: u32, span: Span, f: &str) -> Result<Value, CalcError> {
         if v.len() != 1 {
-            return Err(self.err(span, format!("{f}() takes 1 number{}, got {}", if f == "root" { " and a degree" } else { "" }, v.len())));
+            return Err(self.err(
+                span,
+                format!(
+                    "{f}() takes 1 number{}, got {}",
+                    if f == "root" { " and a degree" } else { "" },
+                    v.len()
+                ),
+            ));
         }
         let neg = v[0].to_f64() < 0.0;
         if neg && n.is_multiple_of(2) {
-            return Err(self.err(span, format!("{f}() of a negative number ({}) is complex, which is not supported", v[0].to_f64())));
+            return Err(self.err(
+                span,
+                format!(
+                    "{f}() of a negative number ({}) is complex, which is not supported",
+                    v[0].to_f64()
+                ),
+            ));
         }
         if let Value::Exact(r) = &v[0] {
             if let Some(root) = exact_root(r, n) {
@@ -481,7 +589,10 @@ impl Evaluator<'_> {
     fn log(&self, x: &Value, base: Option<&Value>, span: Span) -> Result<Value, CalcError> {
         let xf = x.to_f64();
         if xf <= 0.0 {
-            return Err(self.err(span, format!("logarithm of {xf}: only positive numbers have a real logarithm")));
+            return Err(self.err(
+                span,
+                format!("logarithm of {xf}: only positive numbers have a real logarithm"),
+            ));
         }
         let Some(base) = base else {
             if *x == Value::int(1) {
@@ -491,7 +602,10 @@ impl Evaluator<'_> {
         };
         let bf = base.to_f64();
         if bf <= 0.0 || bf == 1.0 {
-            return Err(self.err(span, format!("logarithm base must be positive and not 1, got {bf}")));
+            return Err(self.err(
+                span,
+                format!("logarithm base must be positive and not 1, got {bf}"),
+            ));
         }
         // Exact when x is an integer power of an exact base: log(1024, 2) = 10.
         if let (Value::Exact(xr), Value::Exact(br)) = (x, base) {

@@ -28,8 +28,35 @@ use crate::{args, Tool, ToolOutput};
 
 /// Function names the calculator knows (listed in errors and in the tool description).
 pub const FUNCTIONS: &[&str] = &[
-    "sqrt", "cbrt", "root", "exp", "ln", "log", "log2", "log10", "sin", "cos", "tan", "asin", "acos", "atan", "atan2",
-    "sinh", "cosh", "tanh", "abs", "floor", "ceil", "trunc", "round", "min", "max", "gcd", "lcm", "factorial", "comb",
+    "sqrt",
+    "cbrt",
+    "root",
+    "exp",
+    "ln",
+    "log",
+    "log2",
+    "log10",
+    "sin",
+    "cos",
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "atan2",
+    "sinh",
+    "cosh",
+    "tanh",
+    "abs",
+    "floor",
+    "ceil",
+    "trunc",
+    "round",
+    "min",
+    "max",
+    "gcd",
+    "lcm",
+    "factorial",
+    "comb",
 ];
 
 /// A calculator error; with the column of the offending token when there is one.
@@ -50,14 +77,23 @@ impl CalcError {
     fn at(src: &str, span: Span, msg: String) -> CalcError {
         let c = col(src, span.start);
         let text = src.get(span.start..span.end).unwrap_or("");
-        let what = if text.is_empty() || text.len() > 40 { String::new() } else { format!(" ('{text}')") };
+        let what = if text.is_empty() || text.len() > 40 {
+            String::new()
+        } else {
+            format!(" ('{text}')")
+        };
         let caret = if src.len() <= 200 && !src.contains('\n') {
-            let width = src.get(span.start..span.end).map_or(1, |s| s.chars().count().max(1));
+            let width = src
+                .get(span.start..span.end)
+                .map_or(1, |s| s.chars().count().max(1));
             format!("\n  {src}\n  {}{}", " ".repeat(c - 1), "^".repeat(width))
         } else {
             String::new()
         };
-        CalcError { msg: format!("at column {c}{what}: {msg}{caret}"), column: Some(c) }
+        CalcError {
+            msg: format!("at column {c}{what}: {msg}{caret}"),
+            column: Some(c),
+        }
     }
 }
 
@@ -74,11 +110,19 @@ impl Answer {
     /// The answer as the model sees it: exact form first, then a decimal expansion if that helps.
     pub fn text(&self) -> String {
         match &self.value {
-            Value::Approx(x) => format!("≈ {x} (approximate: computed in f64, about 15 significant digits)"),
+            Value::Approx(x) => {
+                format!("≈ {x} (approximate: computed in f64, about 15 significant digits)")
+            }
             Value::Exact(r) if r.is_integer() => r.numer().to_string(),
             Value::Exact(r) => match terminating_decimal(r) {
-                Some(d) if d.len() <= self.digits + 2 + r.trunc().numer().to_string().len() => format!("{r} = {d}"),
-                _ => format!("{r} ≈ {} (decimal rounded to {} places)", decimal(r, self.digits), self.digits),
+                Some(d) if d.len() <= self.digits + 2 + r.trunc().numer().to_string().len() => {
+                    format!("{r} = {d}")
+                }
+                _ => format!(
+                    "{r} ≈ {} (decimal rounded to {} places)",
+                    decimal(r, self.digits),
+                    self.digits
+                ),
             },
         }
     }
@@ -105,7 +149,10 @@ pub fn calculate(expr: &str, digits: usize) -> Result<Answer, CalcError> {
 pub fn calculate_with(expr: &str, digits: usize, limits: Limits) -> Result<Answer, CalcError> {
     let tree = parse::parse(expr)?;
     let value = eval::Evaluator { src: expr, limits }.eval(&tree)?;
-    Ok(Answer { value, digits: digits.clamp(1, MAX_DIGITS) })
+    Ok(Answer {
+        value,
+        digits: digits.clamp(1, MAX_DIGITS),
+    })
 }
 
 const MAX_DIGITS: usize = 1000;
@@ -135,10 +182,16 @@ fn terminating_decimal(r: &BigRational) -> Option<String> {
 fn fixed(r: &BigRational, places: usize) -> String {
     let scale = BigInt::from(10).pow(places as u32);
     let scaled = r.abs() * BigRational::from_integer(scale);
-    let n = (scaled + BigRational::new(1.into(), 2.into())).floor().to_integer();
+    let n = (scaled + BigRational::new(1.into(), 2.into()))
+        .floor()
+        .to_integer();
     let s = format!("{:0>width$}", n.to_string(), width = places + 1);
     let (int, frac) = s.split_at(s.len() - places);
-    let sign = if r.is_negative() && !n.is_zero() { "-" } else { "" };
+    let sign = if r.is_negative() && !n.is_zero() {
+        "-"
+    } else {
+        ""
+    };
     if places == 0 {
         format!("{sign}{int}")
     } else {
@@ -203,7 +256,10 @@ impl Tool for Calculator {
 
     fn call(&self, a: Json) -> ToolOutput {
         let parsed = args::Args::new(self.name(), &a, &["expression", "digits"]).and_then(|a| {
-            Ok((a.string("expression")?, a.opt_uint("digits", 1, MAX_DIGITS as u64)?))
+            Ok((
+                a.string("expression")?,
+                a.opt_uint("digits", 1, MAX_DIGITS as u64)?,
+            ))
         });
         let (expr, digits) = match parsed {
             Ok(x) => x,
@@ -234,8 +290,14 @@ mod tests {
         assert_eq!(calc("2**64"), "18446744073709551616");
         assert_eq!(calc("0.1 + 0.2"), "3/10 = 0.3");
         assert_eq!(calc("1/8"), "1/8 = 0.125");
-        assert_eq!(calc("1/3"), "1/3 ≈ 0.333333333333333333333333333333 (decimal rounded to 30 places)");
-        assert_eq!(calc("-2/3"), "-2/3 ≈ -0.666666666666666666666666666667 (decimal rounded to 30 places)");
+        assert_eq!(
+            calc("1/3"),
+            "1/3 ≈ 0.333333333333333333333333333333 (decimal rounded to 30 places)"
+        );
+        assert_eq!(
+            calc("-2/3"),
+            "-2/3 ≈ -0.666666666666666666666666666667 (decimal rounded to 30 places)"
+        );
         assert_eq!(calc("1/7e30"), "1/7000000000000000000000000000000 ≈ 0.000000000000000000000000000000142857142857142857142857142857 (decimal rounded to 30 places)");
         assert_eq!(calc("-7 % 3"), "2");
         assert_eq!(calc("7 % -3"), "-2");
@@ -268,7 +330,10 @@ mod tests {
     #[test]
     fn two_pow_200_over_7_is_exact_with_expansion() {
         let t = calc("2**200 / 7");
-        assert!(t.starts_with("1606938044258990275541962092341162602522202993782792835301376/7 ≈ "), "{t}");
+        assert!(
+            t.starts_with("1606938044258990275541962092341162602522202993782792835301376/7 ≈ "),
+            "{t}"
+        );
         // 2**200 = 7 * 229562577751284325077423156048737514646028999111827547900196 + 4; 4/7 = 0.571428...
         assert!(t.contains("≈ 229562577751284325077423156048737514646028999111827547900196.571428571428571428571428571429 "), "{t}");
     }
@@ -276,7 +341,10 @@ mod tests {
     #[test]
     fn approximate_results_are_labelled() {
         let t = calc("sqrt(2)");
-        assert!(t.starts_with("≈ 1.41421356237309") && t.contains("approximate"), "{t}");
+        assert!(
+            t.starts_with("≈ 1.41421356237309") && t.contains("approximate"),
+            "{t}"
+        );
         assert!(calc("sin(pi/2)").contains("≈ 1 "), "{}", calc("sin(pi/2)"));
         assert!(calc("ln(e)").contains("approximate"));
         assert_eq!(calc("exp(0)"), "1");
@@ -299,11 +367,30 @@ mod tests {
     #[test]
     fn blowups_are_refused_quickly() {
         let t = std::time::Instant::now();
-        for e in ["10**10**10", "2**(2**64)", "9**9**9", "100000!", "factorial(10**9)", "1e99999999", "(10**20000)*(10**20000)", "comb(10**9, 10**8)"] {
+        for e in [
+            "10**10**10",
+            "2**(2**64)",
+            "9**9**9",
+            "100000!",
+            "factorial(10**9)",
+            "1e99999999",
+            "(10**20000)*(10**20000)",
+            "comb(10**9, 10**8)",
+        ] {
             let r = calc(e);
-            assert!(r.starts_with("ERROR") && (r.contains("limit") || r.contains("too large") || r.contains("out of range")), "{e}: {r}");
+            assert!(
+                r.starts_with("ERROR")
+                    && (r.contains("limit")
+                        || r.contains("too large")
+                        || r.contains("out of range")),
+                "{e}: {r}"
+            );
         }
-        assert!(t.elapsed().as_secs() < 5, "limits must be checked before computing: {:?}", t.elapsed());
+        assert!(
+            t.elapsed().as_secs() < 5,
+            "limits must be checked before computing: {:?}",
+            t.elapsed()
+        );
     }
 
     #[test]
@@ -314,10 +401,22 @@ mod tests {
         let out = c.call(json!({"expression": "6*7"}));
         assert!(!out.is_error, "a missing nullable field is treated as null");
         let out = c.call(json!({"expr": "6*7"}));
-        assert!(out.is_error && out.content.contains("'expr'"), "{}", out.content);
+        assert!(
+            out.is_error && out.content.contains("'expr'"),
+            "{}",
+            out.content
+        );
         let out = c.call(json!({"expression": 42}));
-        assert!(out.is_error && out.content.contains("string"), "{}", out.content);
+        assert!(
+            out.is_error && out.content.contains("string"),
+            "{}",
+            out.content
+        );
         let out = c.call(json!({"expression": "1 +", "digits": 5}));
-        assert!(out.is_error && out.content.contains("column"), "{}", out.content);
+        assert!(
+            out.is_error && out.content.contains("column"),
+            "{}",
+            out.content
+        );
     }
 }

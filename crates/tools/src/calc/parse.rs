@@ -97,7 +97,9 @@ fn lex(src: &str) -> Result<Vec<(Tok, Span)>, CalcError> {
             i += 1;
             continue;
         }
-        let tok = if c.is_ascii_digit() || (c == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)) {
+        let tok = if c.is_ascii_digit()
+            || (c == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
+        {
             while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'_') {
                 i += 1;
             }
@@ -158,7 +160,10 @@ fn lex(src: &str) -> Result<Vec<(Tok, Span)>, CalcError> {
                     };
                     return Err(CalcError::at(
                         src,
-                        Span { start, end: start + ch.len_utf8() },
+                        Span {
+                            start,
+                            end: start + ch.len_utf8(),
+                        },
                         format!("unexpected character '{ch}'{hint}"),
                     ));
                 }
@@ -166,7 +171,13 @@ fn lex(src: &str) -> Result<Vec<(Tok, Span)>, CalcError> {
         };
         out.push((tok, Span { start, end: i }));
     }
-    out.push((Tok::End, Span { start: src.len(), end: src.len() }));
+    out.push((
+        Tok::End,
+        Span {
+            start: src.len(),
+            end: src.len(),
+        },
+    ));
     Ok(out)
 }
 
@@ -189,17 +200,25 @@ pub fn parse(src: &str) -> Result<Expr, CalcError> {
         )));
     }
     let toks = lex(src)?;
-    let mut p = Parser { src, toks, pos: 0, depth: 0 };
+    let mut p = Parser {
+        src,
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     if p.peek() == &Tok::End {
-        return Err(CalcError::plain("empty expression: give an arithmetic expression such as 2**200 / 7".into()));
+        return Err(CalcError::plain(
+            "empty expression: give an arithmetic expression such as 2**200 / 7".into(),
+        ));
     }
     let e = p.expr(0)?;
     match p.peek() {
         Tok::End => Ok(e),
         Tok::RParen => Err(p.err_here("unmatched ')'".into())),
-        Tok::Num(_) | Tok::Ident(_) | Tok::LParen => {
-            Err(p.err_here(format!("expected an operator before {} (write '*' for multiplication)", p.peek().describe())))
-        }
+        Tok::Num(_) | Tok::Ident(_) | Tok::LParen => Err(p.err_here(format!(
+            "expected an operator before {} (write '*' for multiplication)",
+            p.peek().describe()
+        ))),
         t => Err(p.err_here(format!("unexpected {}", t.describe()))),
     }
 }
@@ -256,18 +275,32 @@ impl Parser<'_> {
                     break;
                 }
                 let (_, s) = self.bump();
-                let span = Span { start: lhs.span.start, end: s.end };
-                lhs = Expr { kind: ExprKind::Factorial(Box::new(lhs)), span };
+                let span = Span {
+                    start: lhs.span.start,
+                    end: s.end,
+                };
+                lhs = Expr {
+                    kind: ExprKind::Factorial(Box::new(lhs)),
+                    span,
+                };
                 continue;
             }
-            let Some((l_bp, r_bp, op)) = Self::infix(&t) else { break };
+            let Some((l_bp, r_bp, op)) = Self::infix(&t) else {
+                break;
+            };
             if l_bp < min_bp {
                 break;
             }
             self.bump();
             let rhs = self.expr(r_bp)?;
-            let span = Span { start: lhs.span.start, end: rhs.span.end };
-            lhs = Expr { kind: ExprKind::Bin(op, Box::new(lhs), Box::new(rhs)), span };
+            let span = Span {
+                start: lhs.span.start,
+                end: rhs.span.end,
+            };
+            lhs = Expr {
+                kind: ExprKind::Bin(op, Box::new(lhs), Box::new(rhs)),
+                span,
+            };
         }
         self.depth -= 1;
         Ok(lhs)
@@ -276,14 +309,23 @@ impl Parser<'_> {
     fn prefix(&mut self) -> Result<Expr, CalcError> {
         let (t, s) = self.bump();
         match t {
-            Tok::Num(text) => Ok(Expr { kind: ExprKind::Num(text), span: s }),
+            Tok::Num(text) => Ok(Expr {
+                kind: ExprKind::Num(text),
+                span: s,
+            }),
             Tok::Minus | Tok::Plus => {
                 let inner = self.expr(Self::PREFIX_BP)?;
-                let span = Span { start: s.start, end: inner.span.end };
+                let span = Span {
+                    start: s.start,
+                    end: inner.span.end,
+                };
                 if t == Tok::Plus {
                     return Ok(Expr { span, ..inner });
                 }
-                Ok(Expr { kind: ExprKind::Neg(Box::new(inner)), span })
+                Ok(Expr {
+                    kind: ExprKind::Neg(Box::new(inner)),
+                    span,
+                })
             }
             Tok::LParen => {
                 let inner = self.expr(0)?;
@@ -295,11 +337,20 @@ impl Parser<'_> {
                     )));
                 }
                 let (_, e) = self.bump();
-                Ok(Expr { kind: inner.kind, span: Span { start: s.start, end: e.end } })
+                Ok(Expr {
+                    kind: inner.kind,
+                    span: Span {
+                        start: s.start,
+                        end: e.end,
+                    },
+                })
             }
             Tok::Ident(name) => {
                 if self.peek() != &Tok::LParen {
-                    return Ok(Expr { kind: ExprKind::Name(name), span: s });
+                    return Ok(Expr {
+                        kind: ExprKind::Name(name),
+                        span: s,
+                    });
                 }
                 let open = self.bump().1;
                 let mut args = Vec::new();
@@ -322,10 +373,24 @@ impl Parser<'_> {
                     }
                 }
                 let (_, e) = self.bump();
-                Ok(Expr { kind: ExprKind::Call(name, args), span: Span { start: s.start, end: e.end } })
+                Ok(Expr {
+                    kind: ExprKind::Call(name, args),
+                    span: Span {
+                        start: s.start,
+                        end: e.end,
+                    },
+                })
             }
-            Tok::End => Err(CalcError::at(self.src, s, "expression ends where a number was expected".into())),
-            t => Err(CalcError::at(self.src, s, format!("expected a number, name or '(', found {}", t.describe()))),
+            Tok::End => Err(CalcError::at(
+                self.src,
+                s,
+                "expression ends where a number was expected".into(),
+            )),
+            t => Err(CalcError::at(
+                self.src,
+                s,
+                format!("expected a number, name or '(', found {}", t.describe()),
+            )),
         }
     }
 }
@@ -346,12 +411,19 @@ mod tests {
             ExprKind::Neg(x) => format!("(-{})", shape(x)),
             ExprKind::Factorial(x) => format!("({}!)", shape(x)),
             ExprKind::Bin(op, a, b) => format!("({} {:?} {})", shape(a), op, shape(b)),
-            ExprKind::Call(f, args) => format!("{f}({})", args.iter().map(shape).collect::<Vec<_>>().join(", ")),
+            ExprKind::Call(f, args) => format!(
+                "{f}({})",
+                args.iter().map(shape).collect::<Vec<_>>().join(", ")
+            ),
         }
     }
 
     fn p(s: &str) -> String {
-        shape(&parse(s).map_err(|e| e.to_string()).unwrap_or_else(|e| panic!("{s}: {e}")))
+        shape(
+            &parse(s)
+                .map_err(|e| e.to_string())
+                .unwrap_or_else(|e| panic!("{s}: {e}")),
+        )
     }
 
     #[test]
@@ -370,13 +442,25 @@ mod tests {
 
     #[test]
     fn errors_name_the_column() {
-        let e = parse("1 + * 2").err().map(|e| e.to_string()).unwrap_or_default();
+        let e = parse("1 + * 2")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("column 5") && e.contains("'*'"), "{e}");
-        let e = parse("(1 + 2").err().map(|e| e.to_string()).unwrap_or_default();
+        let e = parse("(1 + 2")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("expected ')'") && e.contains("column 1"), "{e}");
-        let e = parse("2 3").err().map(|e| e.to_string()).unwrap_or_default();
+        let e = parse("2 3")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("column 3") && e.contains("'*'"), "{e}");
-        let e = parse("2 × 3").err().map(|e| e.to_string()).unwrap_or_default();
+        let e = parse("2 × 3")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("'×'") && e.contains("use '*'"), "{e}");
         let deep = "(".repeat(500) + "1" + &")".repeat(500);
         assert!(parse(&deep).is_err());

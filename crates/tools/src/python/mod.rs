@@ -122,18 +122,30 @@ impl Python {
         let root = tempfile::Builder::new()
             .prefix("llmos-python-")
             .tempdir_in(parent)
-            .map_err(io_err(&format!("create a session dir in {}", parent.display())))?;
+            .map_err(io_err(&format!(
+                "create a session dir in {}",
+                parent.display()
+            )))?;
         for d in ["scratch", "io"] {
             let p = root.path().join(d);
             std::fs::create_dir(&p).map_err(io_err(&format!("create {}", p.display())))?;
         }
         if let Some(uid) = sandbox.sandbox_uid() {
-            for p in [root.path().to_path_buf(), root.path().join("scratch"), root.path().join("io")] {
+            for p in [
+                root.path().to_path_buf(),
+                root.path().join("scratch"),
+                root.path().join("io"),
+            ] {
                 std::os::unix::fs::chown(&p, Some(uid), Some(uid))
                     .map_err(io_err(&format!("give {} to uid {uid}", p.display())))?;
             }
         }
-        Ok(Python { sandbox, limits, root, proc: Mutex::new(None) })
+        Ok(Python {
+            sandbox,
+            limits,
+            root,
+            proc: Mutex::new(None),
+        })
     }
 
     /// The host path of the session's scratch directory (`/scratch` inside).
@@ -146,18 +158,29 @@ impl Python {
     }
 
     fn start(&self) -> Result<Proc, Error> {
-        let mut cmd = self.sandbox.command(&self.scratch(), &self.root.path().join("io"), &self.limits, REPL);
+        let mut cmd = self.sandbox.command(
+            &self.scratch(),
+            &self.root.path().join("io"),
+            &self.limits,
+            REPL,
+        );
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|source| Error::SandboxIo { op: format!("start {}", self.sandbox.bwrap.display()), source })?;
-        let (Some(stdin), Some(stdout), Some(mut err)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+            .map_err(|source| Error::SandboxIo {
+                op: format!("start {}", self.sandbox.bwrap.display()),
+                source,
+            })?;
+        let (Some(stdin), Some(stdout), Some(mut err)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             kill(&mut child);
-            return Err(Error::SandboxUnavailable("the sandbox's pipes were not created".into()));
+            return Err(Error::SandboxUnavailable(
+                "the sandbox's pipes were not created".into(),
+            ));
         };
         let (tx, replies) = mpsc::channel();
         std::thread::spawn(move || {
@@ -189,7 +212,12 @@ impl Python {
                 }
             }
         });
-        Ok(Proc { child, stdin, replies, stderr })
+        Ok(Proc {
+            child,
+            stdin,
+            replies,
+            stderr,
+        })
     }
 
     /// Create (fresh, never following a symlink) the capture file `name` and keep a handle.
@@ -198,17 +226,29 @@ impl Python {
         match std::fs::remove_file(&p) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(Error::SandboxIo { op: format!("remove {}", p.display()), source }),
+            Err(source) => {
+                return Err(Error::SandboxIo {
+                    op: format!("remove {}", p.display()),
+                    source,
+                })
+            }
         }
         let f = File::options()
             .read(true)
             .write(true)
             .create_new(true)
             .open(&p)
-            .map_err(|source| Error::SandboxIo { op: format!("create {}", p.display()), source })?;
+            .map_err(|source| Error::SandboxIo {
+                op: format!("create {}", p.display()),
+                source,
+            })?;
         if let Some(uid) = self.sandbox.sandbox_uid() {
-            std::os::unix::fs::fchown(&f, Some(uid), Some(uid))
-                .map_err(|source| Error::SandboxIo { op: format!("chown {}", p.display()), source })?;
+            std::os::unix::fs::fchown(&f, Some(uid), Some(uid)).map_err(|source| {
+                Error::SandboxIo {
+                    op: format!("chown {}", p.display()),
+                    source,
+                }
+            })?;
         }
         Ok(f)
     }
@@ -219,7 +259,10 @@ impl Python {
     /// Only when the sandbox cannot be started or its files cannot be made;
     /// everything the code does (exceptions, limits, crashes) is a [`Status`].
     pub fn run(&self, code: &str) -> Result<CellResult, Error> {
-        let mut guard = self.proc.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self
+            .proc
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out = self.capture_file("stdout")?;
         let mut err = self.capture_file("stderr")?;
         let before = snapshot(&self.scratch());
@@ -241,17 +284,34 @@ impl Python {
         let stdout = read_capped(&mut out, cap);
         let stderr = read_capped(&mut err, cap);
         let after = snapshot(&self.scratch());
-        let files = after.into_iter().filter(|(p, v)| before.get(p) != Some(v)).map(|(p, (len, _))| (p, len)).collect();
-        Ok(CellResult { stdout, stderr, status, files, fresh_process })
+        let files = after
+            .into_iter()
+            .filter(|(p, v)| before.get(p) != Some(v))
+            .map(|(p, (len, _))| (p, len))
+            .collect();
+        Ok(CellResult {
+            stdout,
+            stderr,
+            status,
+            files,
+            fresh_process,
+        })
     }
 
     fn exchange(&self, p: &mut Proc, code: &str) -> Status {
         let req = json!({"code": code, "cpu_s": self.limits.cpu_s}).to_string() + "\n";
-        if p.stdin.write_all(req.as_bytes()).and_then(|()| p.stdin.flush()).is_err() {
+        if p.stdin
+            .write_all(req.as_bytes())
+            .and_then(|()| p.stdin.flush())
+            .is_err()
+        {
             return self.died(p, "its input closed before the cell was sent");
         }
         let deadline = Instant::now() + self.limits.wall;
-        match p.replies.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        match p
+            .replies
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
             Ok(line) => match serde_json::from_str::<Json>(&line) {
                 Ok(v) if v["ok"] == true => Status::Ok,
                 Ok(v) => match v["error"].as_str() {
@@ -308,8 +368,15 @@ impl Python {
             s.push_str(&format!("stderr:\n{}\n", r.stderr.trim_end_matches('\n')));
         }
         if !r.files.is_empty() {
-            let list: Vec<String> = r.files.iter().map(|(p, n)| format!("{} ({n} bytes)", p.display())).collect();
-            s.push_str(&format!("files created or changed in the working directory: {}\n", list.join(", ")));
+            let list: Vec<String> = r
+                .files
+                .iter()
+                .map(|(p, n)| format!("{} ({n} bytes)", p.display()))
+                .collect();
+            s.push_str(&format!(
+                "files created or changed in the working directory: {}\n",
+                list.join(", ")
+            ));
         }
         s
     }
@@ -319,10 +386,14 @@ impl Python {
 fn read_capped(f: &mut File, cap: usize) -> String {
     let total = f.metadata().map_or(0, |m| m.len());
     let mut buf = Vec::with_capacity(cap.min(total as usize));
-    let _ = f.seek(SeekFrom::Start(0)).and_then(|_| Read::by_ref(f).take(cap as u64).read_to_end(&mut buf));
+    let _ = f
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| Read::by_ref(f).take(cap as u64).read_to_end(&mut buf));
     let mut s = String::from_utf8_lossy(&buf).into_owned();
     if total > cap as u64 {
-        s.push_str(&format!("\n[output truncated at {cap} bytes] (the program wrote {total} bytes)"));
+        s.push_str(&format!(
+            "\n[output truncated at {cap} bytes] (the program wrote {total} bytes)"
+        ));
     }
     s
 }
@@ -332,12 +403,16 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, Option<SystemTime>)> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             if out.len() >= 10_000 {
                 return out;
             }
-            let Ok(m) = e.path().symlink_metadata() else { continue };
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
             if m.is_dir() {
                 stack.push(e.path());
             } else if let Ok(rel) = e.path().strip_prefix(dir) {
@@ -382,7 +457,9 @@ impl Tool for Python {
                 out.is_error = r.status != Status::Ok;
                 if !r.files.is_empty() {
                     let scratch = self.scratch();
-                    out.side_effects.push(SideEffect::FilesWritten(r.files.iter().map(|(p, _)| scratch.join(p)).collect()));
+                    out.side_effects.push(SideEffect::FilesWritten(
+                        r.files.iter().map(|(p, _)| scratch.join(p)).collect(),
+                    ));
                 }
                 out
             }

@@ -75,7 +75,10 @@ pub struct Sandbox {
 }
 
 fn find(name: &str) -> Option<PathBuf> {
-    ["/usr/bin", "/bin", "/usr/local/bin"].iter().map(|d| Path::new(d).join(name)).find(|p| p.is_file())
+    ["/usr/bin", "/bin", "/usr/local/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
 }
 
 /// Our effective uid, without unsafe code: `/proc/self` is owned by it.
@@ -99,7 +102,10 @@ impl Sandbox {
             )
         })?;
         let prlimit = find("prlimit").ok_or_else(|| {
-            Error::SandboxUnavailable("prlimit is not installed; install util-linux (apt-get install -y util-linux)".into())
+            Error::SandboxUnavailable(
+                "prlimit is not installed; install util-linux (apt-get install -y util-linux)"
+                    .into(),
+            )
         })?;
         let python = PathBuf::from("/usr/bin/python3");
         if !python.is_file() {
@@ -120,7 +126,12 @@ impl Sandbox {
         } else {
             None
         };
-        let sb = Sandbox { bwrap, prlimit, python, setpriv };
+        let sb = Sandbox {
+            bwrap,
+            prlimit,
+            python,
+            setpriv,
+        };
         sb.probe()?;
         Ok(sb)
     }
@@ -128,13 +139,19 @@ impl Sandbox {
     /// Run `true` under the same namespaces and identity as a real session.
     fn probe(&self) -> Result<(), Error> {
         let mut cmd = self.outer();
-        cmd.args(["--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr"]);
+        cmd.args([
+            "--unshare-all",
+            "--die-with-parent",
+            "--new-session",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+        ]);
         cmd.args(system_links());
         cmd.args(["--", "/usr/bin/true"]);
-        let out = cmd
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| Error::SandboxUnavailable(format!("cannot run {}: {e}", self.bwrap.display())))?;
+        let out = cmd.stdin(Stdio::null()).output().map_err(|e| {
+            Error::SandboxUnavailable(format!("cannot run {}: {e}", self.bwrap.display()))
+        })?;
         if !out.status.success() {
             return Err(Error::SandboxUnavailable(format!(
                 "bwrap cannot create namespaces here ({}): {}. Enable unprivileged user namespaces \
@@ -171,7 +188,13 @@ impl Sandbox {
     /// The full command for a session: bwrap, then prlimit, then the Python REPL.
     pub fn command(&self, scratch: &Path, io: &Path, limits: &Limits, repl_src: &str) -> Command {
         let mut cmd = self.outer();
-        cmd.args(["--unshare-all", "--die-with-parent", "--new-session", "--hostname", "sandbox"]);
+        cmd.args([
+            "--unshare-all",
+            "--die-with-parent",
+            "--new-session",
+            "--hostname",
+            "sandbox",
+        ]);
         cmd.args(["--ro-bind", "/usr", "/usr"]);
         cmd.args(system_links());
         for f in ["/etc/ld.so.cache", "/etc/localtime", "/etc/mime.types"] {
@@ -206,7 +229,13 @@ impl Sandbox {
         for (flag, v) in lim {
             cmd.arg(format!("{flag}={v}"));
         }
-        let py: [OsString; 5] = [self.python.clone().into(), "-I".into(), "-B".into(), "-u".into(), "-c".into()];
+        let py: [OsString; 5] = [
+            self.python.clone().into(),
+            "-I".into(),
+            "-B".into(),
+            "-u".into(),
+            "-c".into(),
+        ];
         cmd.arg("--").args(py).arg(repl_src);
         cmd
     }

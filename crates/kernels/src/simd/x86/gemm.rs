@@ -160,7 +160,11 @@ impl Format for Q4K {
     #[inline(always)]
     unsafe fn run(b: *const u8, k: usize) -> __m256i {
         let raw = load256(b.add(q4_k::QS + 32 * (k / 2)));
-        let raw = if k % 2 == 0 { raw } else { _mm256_srli_epi16(raw, 4) };
+        let raw = if k % 2 == 0 {
+            raw
+        } else {
+            _mm256_srli_epi16(raw, 4)
+        };
         _mm256_and_si256(raw, _mm256_set1_epi8(0x0f))
     }
     #[inline(always)]
@@ -177,7 +181,11 @@ impl Format for Q5K {
     #[inline(always)]
     unsafe fn run(b: *const u8, k: usize) -> __m256i {
         let raw = load256(b.add(q5_k::QS + 32 * (k / 2)));
-        let raw = if k % 2 == 0 { raw } else { _mm256_srli_epi16(raw, 4) };
+        let raw = if k % 2 == 0 {
+            raw
+        } else {
+            _mm256_srli_epi16(raw, 4)
+        };
         let lo = _mm256_and_si256(raw, _mm256_set1_epi8(0x0f));
         let qh = _mm256_srl_epi16(load256(b.add(q5_k::QH)), _mm_cvtsi32_si128(k as i32));
         let hi = _mm256_and_si256(_mm256_slli_epi16(qh, 4), _mm256_set1_epi8(0x10));
@@ -348,8 +356,9 @@ unsafe fn legacy_tokens<W: Legacy, const T: usize>(
             let meta = run.add(RUN_BYTES);
             let dw = load_f(meta);
             let x: [&Aux; T] = core::array::from_fn(|k| &*aux[k].add(b));
-            let d: [__m512; T] =
-                core::array::from_fn(|k| _mm512_mul_ps(dw, _mm512_set1_ps(f32::from_bits(x[k][0]))));
+            let d: [__m512; T] = core::array::from_fn(|k| {
+                _mm512_mul_ps(dw, _mm512_set1_ps(f32::from_bits(x[k][0])))
+            });
             for g in 0..8 {
                 let wv = load_i(run.add(64 * g));
                 for k in 0..T {
@@ -370,7 +379,8 @@ unsafe fn legacy_tokens<W: Legacy, const T: usize>(
             if W::MIN {
                 let mw = load_f(meta.add(64));
                 for k in 0..T {
-                    summ[k][j] = _mm512_fmadd_ps(mw, _mm512_set1_ps(f32::from_bits(x[k][1])), summ[k][j]);
+                    summ[k][j] =
+                        _mm512_fmadd_ps(mw, _mm512_set1_ps(f32::from_bits(x[k][1])), summ[k][j]);
                 }
             }
         }
@@ -395,7 +405,12 @@ unsafe fn legacy_tokens<W: Legacy, const T: usize>(
 
 /// q4_K / q5_K: `T` tokens × 16 rows over `nb` unpacked super-blocks.
 #[inline(always)]
-unsafe fn k4_tile<const T: usize>(buf: *const u8, nb: usize, act: [*const u8; T], acc: &mut [__m512; T]) {
+unsafe fn k4_tile<const T: usize>(
+    buf: *const u8,
+    nb: usize,
+    act: [*const u8; T],
+    acc: &mut [__m512; T],
+) {
     let bb = block_buf_bytes(8, 18);
     for b in 0..nb {
         let blk = buf.add(b * bb);
@@ -408,7 +423,8 @@ unsafe fn k4_tile<const T: usize>(buf: *const u8, nb: usize, act: [*const u8; T]
             for g in 0..8 {
                 let wv = load_i(run.add(64 * g));
                 for t in 0..T {
-                    is[t] = _mm512_dpbusd_epi32(is[t], wv, bcast(y[t].add(q8_k::QS + 32 * j + 4 * g)));
+                    is[t] =
+                        _mm512_dpbusd_epi32(is[t], wv, bcast(y[t].add(q8_k::QS + 32 * j + 4 * g)));
                 }
             }
             let sc = load_i(meta.add(64 * (K4_SC + j)));
@@ -435,7 +451,12 @@ unsafe fn k4_tile<const T: usize>(buf: *const u8, nb: usize, act: [*const u8; T]
 
 /// q6_K: `T` tokens × 16 rows over `nb` unpacked super-blocks.
 #[inline(always)]
-unsafe fn q6k_tile<const T: usize>(buf: *const u8, nb: usize, act: [*const u8; T], acc: &mut [__m512; T]) {
+unsafe fn q6k_tile<const T: usize>(
+    buf: *const u8,
+    nb: usize,
+    act: [*const u8; T],
+    acc: &mut [__m512; T],
+) {
     let bb = block_buf_bytes(8, 25);
     for b in 0..nb {
         let blk = buf.add(b * bb);
@@ -448,7 +469,8 @@ unsafe fn q6k_tile<const T: usize>(buf: *const u8, nb: usize, act: [*const u8; T
             for g in 0..4 {
                 let wv = load_i(run.add(64 * g));
                 for t in 0..T {
-                    is[t] = _mm512_dpbusd_epi32(is[t], wv, bcast(y[t].add(q8_k::QS + 16 * sb + 4 * g)));
+                    is[t] =
+                        _mm512_dpbusd_epi32(is[t], wv, bcast(y[t].add(q8_k::QS + 16 * sb + 4 * g)));
                 }
             }
             let sc = load_i(meta.add(64 * (K6_SC + sb)));
@@ -467,7 +489,10 @@ unsafe fn q6k_tile<const T: usize>(buf: *const u8, nb: usize, act: [*const u8; T
         for t in 0..T {
             let dy = _mm512_set1_ps(read_unaligned(y[t].add(q8_k::D).cast::<f32>()));
             let total = _mm512_sub_epi32(s[t], _mm512_slli_epi32(o[t], 5));
-            acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(total)));
+            acc[t] = _mm512_add_ps(
+                acc[t],
+                _mm512_mul_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(total)),
+            );
         }
     }
 }
@@ -567,9 +592,20 @@ kquant_tile_impl!(Q4K => k4_tile, Q5K => k4_tile, Q6K => q6k_tile);
 
 /// `T` tokens from `t` over blocks `b0..b0 + nb` of the tile at `r0`.
 #[inline(always)]
-unsafe fn group<F: Tile, const T: usize>(task: &Task, buf: *const u8, r0: usize, mask: __mmask16, b0: usize, nb: usize, t: usize) {
-    let act: [*const u8; T] =
-        core::array::from_fn(|k| task.q.as_ptr().add((t + k) * task.a_row + b0 * F::ACT_BYTES));
+unsafe fn group<F: Tile, const T: usize>(
+    task: &Task,
+    buf: *const u8,
+    r0: usize,
+    mask: __mmask16,
+    b0: usize,
+    nb: usize,
+    t: usize,
+) {
+    let act: [*const u8; T] = core::array::from_fn(|k| {
+        task.q
+            .as_ptr()
+            .add((t + k) * task.a_row + b0 * F::ACT_BYTES)
+    });
     let aux: [*const Aux; T] = core::array::from_fn(|k| {
         if F::CHUNKED {
             core::ptr::null()
