@@ -29,6 +29,16 @@ fn model(name: &str) -> Option<PathBuf> {
     }
 }
 
+/// The default chat model on `threads` threads, or `None` (skipped) if absent.
+fn smollm2(threads: usize) -> Option<Arc<Engine>> {
+    let path = model("smollm2-135m-instruct")?;
+    let opts = LoadOptions {
+        threads,
+        template: None,
+    };
+    Some(Arc::new(Engine::load(&path, opts).expect("load")))
+}
+
 struct ChanSink(mpsc::Sender<Event>);
 
 impl Sink for ChanSink {
@@ -79,14 +89,9 @@ fn request(prompt: Vec<u32>, max_tokens: usize) -> (SeqRequest, mpsc::Receiver<E
 
 #[test]
 fn batched_greedy_equals_single_sequence_and_reuses_prefixes() {
-    let Some(path) = model("smollm2-135m-instruct") else {
+    let Some(engine) = smollm2(2) else {
         return;
     };
-    let opts = LoadOptions {
-        threads: 2,
-        template: None,
-    };
-    let engine = Arc::new(Engine::load(&path, opts).expect("load"));
     let questions = [
         "What is the capital of France?",
         "Name three colors.",
@@ -156,14 +161,9 @@ fn batched_greedy_equals_single_sequence_and_reuses_prefixes() {
 
 #[test]
 fn submit_refuses_what_cannot_fit() {
-    let Some(path) = model("smollm2-135m-instruct") else {
+    let Some(engine) = smollm2(1) else {
         return;
     };
-    let opts = LoadOptions {
-        threads: 1,
-        template: None,
-    };
-    let engine = Arc::new(Engine::load(&path, opts).expect("load"));
     let cfg = BatchConfig {
         slots: 1,
         n_ctx: 64,
@@ -191,14 +191,9 @@ fn submit_refuses_what_cannot_fit() {
 /// prefix as cached and generates exactly what it would alone.
 #[test]
 fn shared_system_prompt_is_copied_from_a_busy_slot() {
-    let Some(path) = model("smollm2-135m-instruct") else {
+    let Some(engine) = smollm2(2) else {
         return;
     };
-    let opts = LoadOptions {
-        threads: 2,
-        template: None,
-    };
-    let engine = Arc::new(Engine::load(&path, opts).expect("load"));
     let system = "You are a meticulous assistant for a hardware store. ".repeat(12);
     let chat = |q: &str| {
         let text = engine
