@@ -230,15 +230,33 @@ impl Index {
         )
         .map_err(sql("inserting a document"))?;
         let doc_id = tx.last_insert_rowid();
+        // Chunk ids are never reused (an external vector store keyed by id
+        // must never see one id name two vectors): new ids start above a
+        // high-water mark kept in meta, in this same transaction.
+        let hwm: i64 = tx
+            .query_row(
+                "SELECT max(coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'chunk_id_hwm'), 0),
+                            coalesce((SELECT max(id) FROM chunks), 0))",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sql("reading the chunk id mark"))?;
+        tx.execute(
+            "INSERT INTO meta(key, value) VALUES ('chunk_id_hwm', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [(hwm + chunks.len() as i64).to_string()],
+        )
+        .map_err(sql("writing the chunk id mark"))?;
         {
             let mut st = tx
                 .prepare_cached(
-                    "INSERT INTO chunks(doc_id, ord, line_start, line_end, heading, text, embedding)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO chunks(id, doc_id, ord, line_start, line_end, heading, text, embedding)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(sql("inserting chunks"))?;
             for (i, (c, v)) in chunks.iter().zip(vectors).enumerate() {
                 st.execute(params![
+                    hwm + 1 + i as i64,
                     doc_id,
                     i as i64,
                     c.line_start as i64,
@@ -295,6 +313,76 @@ impl Index {
             ix.upsert(&[(id, &buf)])?;
         }
         Ok(ix)
+    }
+
+    /// Every chunk id.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn chunk_ids(&self) -> Result<Vec<i64>, RagError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id FROM chunks")
+            .map_err(sql("listing chunk ids"))?;
+        let rows = st
+            .query_map([], |r| r.get(0))
+            .map_err(sql("listing chunk ids"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(sql("listing chunk ids"))
+    }
+
+    /// The vectors of these chunks, in the same order (missing ids skipped).
+    ///
+    /// # Errors
+    /// SQLite errors; a blob of the wrong size.
+    pub fn vectors(&self, ids: &[i64], dim: usize) -> Result<Vec<(i64, Vec<f32>)>, RagError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT embedding FROM chunks WHERE id = ?1")
+            .map_err(sql("reading vectors"))?;
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let v: Option<Vec<u8>> = st
+                .query_row([id], |r| r.get(0))
+                .optional()
+                .map_err(sql("reading vectors"))?;
+            if let Some(b) = v {
+                if b.len() != dim * 4 {
+                    return Err(RagError::Dim {
+                        expected: dim,
+                        got: b.len() / 4,
+                    });
+                }
+                out.push((id, from_blob(&b).collect()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets a `meta` value.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), RagError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta(key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+            .map_err(sql("writing meta"))?;
+        Ok(())
+    }
+
+    /// Removes a `meta` value.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn unset_meta(&self, key: &str) -> Result<(), RagError> {
+        self.conn
+            .execute("DELETE FROM meta WHERE key = ?1", [key])
+            .map_err(sql("writing meta"))?;
+        Ok(())
     }
 
     /// BM25 over the chunks: the best `k` (id, score), higher is better

@@ -8,8 +8,10 @@
 //! - a document is written in one transaction after all its chunks are
 //!   embedded, so an interrupted ingest leaves whole documents only, and the
 //!   next ingest skips every file whose content hash is already stored;
-//! - vector search is exact over an in-memory copy ([`vector::FlatIndex`])
-//!   behind the [`vector::VectorStore`] seam;
+//! - vector search is behind the [`vector::VectorStore`] seam: exact over an
+//!   in-memory copy ([`vector::FlatIndex`]) by default, or PostgreSQL with
+//!   pgvector ([`pg::PgVectorStore`]) for an index recorded with one, kept in
+//!   step with the SQLite file by [`sync_store`];
 //! - the embedding model is any [`llmos_embed::Embed`] (all-MiniLM-L6-v2 in
 //!   the product, doubles in tests).
 //!
@@ -31,6 +33,7 @@ pub mod chunk;
 pub mod extract;
 pub mod index;
 mod ingest;
+pub mod pg;
 pub mod vector;
 
 pub use chunk::{Chunk, ChunkParams};
@@ -39,6 +42,7 @@ pub use ingest::{ingest, ingest_cancellable, IngestOptions, IngestReport, Progre
 pub use vector::{FlatIndex, VectorStore};
 
 use llmos_embed::Embed;
+use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
 /// Errors of the disk layer, by stage.
@@ -126,40 +130,202 @@ pub fn rrf(lists: &[&[(i64, f32)]], k: usize) -> Vec<(i64, f32)> {
     vector::top_k(score.into_iter().collect(), k)
 }
 
-/// Search over one index with one embedding model; holds the vectors in
-/// memory, so build it once per process.
+/// Meta keys recording an index's external vector store.
+const META_STORE_URL: &str = "vector_store";
+const META_STORE_TABLE: &str = "vector_store_table";
+
+/// A pgvector table name for an index: its file stem plus a random suffix,
+/// so two machines' indexes of the same name never share a table.
+fn table_name(index: &Index) -> String {
+    let stem: String = index
+        .path()
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_lowercase())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(40)
+        .collect();
+    let mut h = Sha256::new();
+    h.update(index.path().to_string_lossy().as_bytes());
+    h.update(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+            .to_le_bytes(),
+    );
+    h.update(std::process::id().to_le_bytes());
+    let hex: String = h.finalize()[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("llmos_{stem}_{hex}")
+}
+
+/// The vector store an index uses.
+///
+/// - `url` `None`: the one recorded in the index (an external store, whose
+///   password comes from `PGPASSWORD`), else the embedded exact index;
+/// - `Some("embedded")`: the embedded index, forgetting any external one;
+/// - `Some("postgres://…")`: that PostgreSQL server (pgvector), recorded in
+///   the index (without its password) for later opens.
+///
+/// An external store is then reconciled with the index's chunks
+/// ([`sync_store`]), so it holds exactly what the SQLite file holds even after
+/// a crash between the two writes.
+///
+/// # Errors
+/// [`RagError::Store`] for a store that cannot be reached or set up; SQLite
+/// errors.
+pub fn open_store(
+    index: &Index,
+    dim: usize,
+    url: Option<&str>,
+) -> Result<Box<dyn VectorStore>, RagError> {
+    match external_store(index, dim, url)? {
+        Some(s) => Ok(s),
+        None => Ok(Box::new(index.load_vectors(dim)?)),
+    }
+}
+
+/// [`open_store`] without loading the embedded index: `None` when the index
+/// keeps its vectors itself.
+///
+/// # Errors
+/// As [`open_store`].
+pub fn external_store(
+    index: &Index,
+    dim: usize,
+    url: Option<&str>,
+) -> Result<Option<Box<dyn VectorStore>>, RagError> {
+    let url = match url {
+        Some("embedded") => {
+            index.unset_meta(META_STORE_URL)?;
+            index.unset_meta(META_STORE_TABLE)?;
+            None
+        }
+        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+            Some(u.to_string())
+        }
+        Some(u) => {
+            return Err(RagError::Store {
+                msg: format!(
+                    "vector store {:?}: use `embedded` or a postgres://USER@HOST:PORT/DATABASE URL",
+                    pg::redact(u)
+                ),
+            })
+        }
+        None => index.meta(META_STORE_URL)?,
+    };
+    let Some(url) = url else {
+        return Ok(None);
+    };
+    let table = match (index.meta(META_STORE_URL)?, index.meta(META_STORE_TABLE)?) {
+        (Some(have), Some(t)) if have == pg::redact(&url) => t,
+        _ => table_name(index),
+    };
+    let mut store = pg::PgVectorStore::connect(&url, &table, dim)?;
+    index.set_meta(META_STORE_URL, &pg::redact(&url))?;
+    index.set_meta(META_STORE_TABLE, &table)?;
+    sync_store(index, &mut store, dim)?;
+    Ok(Some(Box::new(store)))
+}
+
+/// What [`sync_store`] changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    pub added: usize,
+    pub removed: usize,
+}
+
+/// Makes `store` hold exactly the index's chunk vectors: the ones it lacks
+/// are copied from the SQLite file, the ones the file no longer has are
+/// deleted. Chunk ids are never reused, so matching ids are the same vector.
+///
+/// # Errors
+/// Store or SQLite errors (a later call finishes the job).
+pub fn sync_store(
+    index: &Index,
+    store: &mut dyn VectorStore,
+    dim: usize,
+) -> Result<SyncReport, RagError> {
+    let want: std::collections::HashSet<i64> = index.chunk_ids()?.into_iter().collect();
+    let have: std::collections::HashSet<i64> = store.ids()?.into_iter().collect();
+    let mut extra: Vec<i64> = have.difference(&want).copied().collect();
+    let mut missing: Vec<i64> = want.difference(&have).copied().collect();
+    extra.sort_unstable();
+    missing.sort_unstable();
+    store.delete(&extra)?;
+    for part in missing.chunks(2048) {
+        let vs = index.vectors(part, dim)?;
+        let items: Vec<(i64, &[f32])> = vs.iter().map(|(id, v)| (*id, v.as_slice())).collect();
+        store.upsert(&items)?;
+    }
+    Ok(SyncReport {
+        added: missing.len(),
+        removed: extra.len(),
+    })
+}
+
+/// Search over one index with one embedding model; holds the vector store
+/// (the embedded one keeps the vectors in memory), so build it once per
+/// process.
 pub struct Retriever<'a> {
     index: &'a Index,
     embedder: &'a dyn Embed,
-    vectors: FlatIndex,
+    store: Box<dyn VectorStore>,
 }
 
 impl<'a> Retriever<'a> {
-    /// Loads the index's vectors.
+    /// Opens the index's vector store ([`open_store`]).
     ///
     /// # Errors
-    /// A model other than the one the index was built with; SQLite errors.
+    /// A model other than the one the index was built with; store or SQLite
+    /// errors.
     pub fn new(index: &'a Index, embedder: &'a dyn Embed) -> Result<Retriever<'a>, RagError> {
-        if index.meta("embedding_model")?.is_some() {
-            index.bind_model(embedder.model_id(), embedder.dim())?;
-        }
-        let vectors = index.load_vectors(embedder.dim())?;
+        Self::bind(index, embedder)?;
+        let store = open_store(index, embedder.dim(), None)?;
         Ok(Retriever {
             index,
             embedder,
-            vectors,
+            store,
         })
     }
 
-    /// The in-memory vectors.
-    pub fn vectors(&self) -> &FlatIndex {
-        &self.vectors
+    /// Uses `store`, which must already hold the index's vectors.
+    ///
+    /// # Errors
+    /// A model other than the one the index was built with.
+    pub fn with_store(
+        index: &'a Index,
+        embedder: &'a dyn Embed,
+        store: Box<dyn VectorStore>,
+    ) -> Result<Retriever<'a>, RagError> {
+        Self::bind(index, embedder)?;
+        Ok(Retriever {
+            index,
+            embedder,
+            store,
+        })
+    }
+
+    fn bind(index: &Index, embedder: &dyn Embed) -> Result<(), RagError> {
+        if index.meta("embedding_model")?.is_some() {
+            index.bind_model(embedder.model_id(), embedder.dim())?;
+        }
+        Ok(())
+    }
+
+    /// The vector store.
+    pub fn store(&self) -> &dyn VectorStore {
+        self.store.as_ref()
     }
 
     /// The `k` best chunks for `query`.
     ///
     /// # Errors
-    /// Embedding or SQLite errors.
+    /// Embedding, store or SQLite errors.
     pub fn search(&self, query: &str, k: usize, mode: Mode) -> Result<Vec<Hit>, RagError> {
         let q = self.embedder.embed(&[query])?.pop().unwrap_or_default();
         // Fusion looks deeper than k so a chunk ranked well by one side only
@@ -167,10 +333,10 @@ impl<'a> Retriever<'a> {
         let depth = (k * 4).max(50);
         let ranked = match mode {
             Mode::Bm25 => self.index.bm25(query, k)?,
-            Mode::Vector => self.vectors.search(&q, k)?,
+            Mode::Vector => self.store.search(&q, k)?,
             Mode::Hybrid => {
                 let b = self.index.bm25(query, depth)?;
-                let v = self.vectors.search(&q, depth)?;
+                let v = self.store.search(&q, depth)?;
                 rrf(&[&b, &v], k)
             }
         };
@@ -181,11 +347,17 @@ impl<'a> Retriever<'a> {
             .into_iter()
             .map(|c| (c.id, c))
             .collect();
+        let cosines: std::collections::HashMap<i64, f32> = self
+            .index
+            .vectors(&ids, self.embedder.dim())?
+            .into_iter()
+            .map(|(id, v)| (id, vector::dot(&q, &v)))
+            .collect();
         Ok(ranked
             .into_iter()
             .filter_map(|(id, score)| {
                 let chunk = by_id.remove(&id)?;
-                let cosine = self.vectors.get(id).map_or(0.0, |v| vector::dot(&q, v));
+                let cosine = cosines.get(&id).copied().unwrap_or(0.0);
                 Some(Hit {
                     chunk,
                     score,

@@ -32,6 +32,13 @@ pub trait VectorStore {
     /// # Errors
     /// Storage failures.
     fn len(&self) -> Result<usize, RagError>;
+    /// Every stored id (any order), for reconciling with the index.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn ids(&self) -> Result<Vec<i64>, RagError>;
+    /// What and where it is, for messages.
+    fn describe(&self) -> String;
 }
 
 /// Vectors in memory as one `(n, dim)` matrix (loaded from the index).
@@ -151,6 +158,14 @@ impl VectorStore for FlatIndex {
 
     fn len(&self) -> Result<usize, RagError> {
         Ok(self.ids.len())
+    }
+
+    fn ids(&self) -> Result<Vec<i64>, RagError> {
+        Ok(self.ids.clone())
+    }
+
+    fn describe(&self) -> String {
+        format!("embedded exact search over {} vectors", self.ids.len())
     }
 }
 
