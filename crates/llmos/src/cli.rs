@@ -105,6 +105,8 @@ pub enum Command {
     Search(crate::rag::SearchArgs),
     /// Answer a question from an index, citing file:line sources.
     Ask(crate::rag::AskArgs),
+    /// Embed texts (one per line of a file, or arguments): JSON Lines of vectors.
+    Embed(crate::rag::EmbedArgs),
 }
 
 #[derive(Args, Debug, Clone)]

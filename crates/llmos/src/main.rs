@@ -154,6 +154,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Ingest(args) => rag::ingest(&store()?, &args),
         Command::Search(args) => rag::search(&store()?, &args),
         Command::Ask(args) => rag::ask(&store()?, &args),
+        Command::Embed(args) => rag::embed(&store()?, &args),
     }
 }
 

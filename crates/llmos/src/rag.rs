@@ -31,6 +31,12 @@ pub struct IngestArgs {
     /// Chunks per embedding call (files are written after each call).
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
+    /// Where the vectors live: `embedded` (exact search in the index file),
+    /// or a PostgreSQL server with pgvector, postgres://USER@HOST:PORT/DB
+    /// (password from PGPASSWORD). Remembered by the index; search and ask
+    /// use it from then on.
+    #[arg(long, value_name = "URL")]
+    pub vector_store: Option<String>,
     /// Files or folders (hidden entries are skipped).
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
@@ -78,6 +84,25 @@ pub struct AskArgs {
     pub question: String,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct EmbedArgs {
+    /// Read texts from this file, one per line (`-`: standard input).
+    #[arg(short, long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Texts per embedding call.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Threads (default: all cores).
+    #[arg(short, long, default_value_t = 0)]
+    pub threads: usize,
+    /// Print the texts/s and tokens/s of the embedding calls (not loading
+    /// or printing) to standard error.
+    #[arg(long)]
+    pub stats: bool,
+    /// Texts to embed (after those of --file).
+    pub texts: Vec<String>,
+}
+
 fn index_path(store: &Store, name: &str) -> Result<PathBuf> {
     if name.contains('/') || name.ends_with(".sqlite") {
         return Ok(PathBuf::from(name));
@@ -102,6 +127,8 @@ pub fn ingest(store: &Store, a: &IngestArgs) -> Result<ExitCode> {
     let path = index_path(store, &a.index.index)?;
     let emb = load_embedder(store)?;
     let mut index = Index::open(&path)?;
+    // Connect (and catch up) before spending minutes on embeddings.
+    let mut external = llmos_rag::external_store(&index, emb.dim(), a.vector_store.as_deref())?;
     let cancel = crate::cancel_flag()?;
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::new(0)
@@ -138,6 +165,11 @@ pub fn ingest(store: &Store, a: &IngestArgs) -> Result<ExitCode> {
         }
         r => r?,
     };
+    // The embedded store reads the index file; an external one is brought
+    // in step with it (what an interrupted run left is caught up next time).
+    if let Some(store) = external.as_mut() {
+        llmos_rag::sync_store(&index, store.as_mut(), emb.dim())?;
+    }
     for (p, why) in &r.skipped {
         eprintln!("skipped {}: {why}", p.display());
     }
@@ -154,6 +186,9 @@ pub fn ingest(store: &Store, a: &IngestArgs) -> Result<ExitCode> {
         stats.documents,
         stats.chunks
     );
+    if let Some(store) = &external {
+        println!("vectors: {}", store.describe());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -286,4 +321,53 @@ pub fn ask(store: &Store, a: &AskArgs) -> Result<ExitCode> {
         Finish::Cancelled => ExitCode::from(130),
         _ => ExitCode::SUCCESS,
     })
+}
+
+pub fn embed(store: &Store, a: &EmbedArgs) -> Result<ExitCode> {
+    let mut texts: Vec<String> = Vec::new();
+    if let Some(f) = &a.file {
+        let body = if f.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+        } else {
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?
+        };
+        texts.extend(body.lines().map(str::to_string));
+    }
+    texts.extend(a.texts.iter().cloned());
+    anyhow::ensure!(
+        !texts.is_empty(),
+        "nothing to embed: give texts as arguments or --file FILE (one per line)"
+    );
+    let dir = crate::resolve(store, EMBED_MODEL)?;
+    let emb = Embedder::load_with(
+        &dir,
+        &llmos_embed::LoadOptions {
+            threads: a.threads,
+            ..Default::default()
+        },
+    )
+    .with_context(|| format!("loading {}", dir.display()))?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let (mut secs, mut tokens) = (0f64, 0usize);
+    for (b, group) in texts.chunks(a.batch.max(1)).enumerate() {
+        let refs: Vec<&str> = group.iter().map(String::as_str).collect();
+        let t = std::time::Instant::now();
+        let (vs, n) = emb.embed_counted(&refs)?;
+        secs += t.elapsed().as_secs_f64();
+        tokens += n;
+        for (i, v) in vs.iter().enumerate() {
+            let line = serde_json::json!({"index": b * a.batch.max(1) + i, "embedding": v});
+            writeln!(out, "{line}")?;
+        }
+    }
+    out.flush()?;
+    if a.stats {
+        eprintln!(
+            "embedded {} texts ({tokens} tokens) in {secs:.3}s: {:.1} texts/s, {:.0} tokens/s",
+            texts.len(),
+            texts.len() as f64 / secs.max(1e-9),
+            tokens as f64 / secs.max(1e-9)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,191 @@
+//! Query latency of an index, in process (what `llmos serve` and the agent
+//! pay per search; the CLI adds process start and loading the vectors).
+//!
+//!     cargo run --release -p llmos-rag --example search_latency -- \
+//!         INDEX.sqlite MODEL_DIR QUESTIONS.jsonl [SCALE...]
+//!
+//! For the index as it is, and then for copies grown to each SCALE chunks,
+//! it times every question (a JSON Lines file with a "question" field) in
+//! each mode: embedding the query, BM25 and/or vector search, and reading the
+//! hit chunks back. The grown copies repeat the index's own chunks (real text,
+//! so BM25 posting lists grow as they would) with their vectors perturbed and
+//! renormalised, as new documents. Then it times the bare exact vector scan
+//! at growing sizes, to find where exact search stops being fast.
+//!
+//! Prints Markdown rows (the BENCHMARKS.md "Retrieval" section quotes them).
+
+use llmos_rag::{Chunk, Index, Mode, Retriever, VectorStore};
+use std::path::Path;
+use std::time::Instant;
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next_f32(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    }
+}
+
+fn normalise(v: &mut [f32]) {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|x| *x /= n);
+}
+
+/// Grows `index` to at least `target` chunks with perturbed copies of its
+/// own chunks, 32 chunks per synthetic document.
+fn grow(index: &mut Index, dim: usize, target: usize, rng: &mut Rng) -> Res<()> {
+    let base = index.chunk_ids()?;
+    let mut have = index.check()?.chunks;
+    let mut doc = 0usize;
+    while have < target {
+        for ids in base.chunks(32) {
+            if have >= target {
+                break;
+            }
+            let stored = index.chunks(ids)?;
+            let vecs = index.vectors(ids, dim)?;
+            let chunks: Vec<Chunk> = stored
+                .iter()
+                .map(|c| Chunk {
+                    text: c.text.clone(),
+                    heading: c.heading.clone(),
+                    line_start: c.line_start,
+                    line_end: c.line_end,
+                })
+                .collect();
+            let vectors: Vec<Vec<f32>> = vecs
+                .into_iter()
+                .map(|(_, mut v)| {
+                    v.iter_mut().for_each(|x| *x += 0.05 * rng.next_f32());
+                    normalise(&mut v);
+                    v
+                })
+                .collect();
+            let path = format!("/synthetic/{doc}");
+            index.put_document(&path, &path, "text", 0, &chunks, &vectors)?;
+            have += chunks.len();
+            doc += 1;
+        }
+    }
+    Ok(())
+}
+
+fn time_queries(r: &Retriever, questions: &[String], label: &str) -> Res<()> {
+    for (name, mode) in [
+        ("bm25", Mode::Bm25),
+        ("vector", Mode::Vector),
+        ("hybrid", Mode::Hybrid),
+    ] {
+        // One warm-up pass so page cache and allocator state are steady.
+        for q in questions.iter().take(5) {
+            r.search(q, 10, mode)?;
+        }
+        let mut ms = Vec::with_capacity(questions.len());
+        for q in questions {
+            let t = Instant::now();
+            let hits = r.search(q, 10, mode)?;
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+            std::hint::black_box(hits);
+        }
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "| {label} | {name} | {} | {:.1} | {:.1} |",
+            questions.len(),
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.99)
+        );
+    }
+    Ok(())
+}
+
+fn main() -> Res<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() < 3 {
+        return Err(
+            "usage: search_latency INDEX.sqlite MODEL_DIR QUESTIONS.jsonl [SCALE...]".into(),
+        );
+    }
+    let emb = llmos_embed::Embedder::load(Path::new(&args[1]))?;
+    let dim = llmos_embed::Embed::dim(&emb);
+    let questions: Vec<String> = std::fs::read_to_string(&args[2])?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| -> Res<String> {
+            let v: serde_json::Value = serde_json::from_str(l)?;
+            Ok(v["question"]
+                .as_str()
+                .ok_or("a line without \"question\"")?
+                .to_string())
+        })
+        .collect::<Res<_>>()?;
+    let scales: Vec<usize> = args[3..]
+        .iter()
+        .map(|s| s.parse())
+        .collect::<Result<_, _>>()?;
+
+    // Work on a copy: the grown index must not touch the user's.
+    let tmp = std::env::temp_dir().join(format!("llmos-latency-{}.sqlite", std::process::id()));
+    std::fs::copy(&args[0], &tmp)?;
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    println!("| chunks | mode | queries | p50 ms | p99 ms |");
+    println!("|---|---|---|---|---|");
+    let mut sizes = vec![0usize];
+    sizes.extend(scales);
+    for target in sizes {
+        let mut index = Index::open(&tmp)?;
+        grow(&mut index, dim, target, &mut rng)?;
+        let n = index.check()?.chunks;
+        let t = Instant::now();
+        let r = Retriever::new(&index, &emb)?;
+        let load = t.elapsed().as_secs_f64();
+        eprintln!(
+            "{n} chunks: vectors loaded in {load:.2}s ({})",
+            r.store().describe()
+        );
+        time_queries(&r, &questions, &n.to_string())?;
+    }
+    for ext in ["sqlite", "sqlite-wal", "sqlite-shm"] {
+        let _ = std::fs::remove_file(tmp.with_extension(ext));
+    }
+
+    // The bare exact scan (one thread), at sizes beyond the index.
+    println!();
+    println!("| vectors | exact top-10 scan p50 ms | p99 ms |");
+    println!("|---|---|---|");
+    for n in [10_000usize, 100_000, 300_000, 1_000_000] {
+        let mut flat = llmos_rag::FlatIndex::new(dim);
+        let mut v = vec![0f32; dim];
+        for id in 0..n {
+            v.iter_mut().for_each(|x| *x = rng.next_f32());
+            normalise(&mut v);
+            flat.upsert(&[(id as i64, &v)])?;
+        }
+        let mut ms = Vec::new();
+        for _ in 0..50 {
+            v.iter_mut().for_each(|x| *x = rng.next_f32());
+            normalise(&mut v);
+            let t = Instant::now();
+            std::hint::black_box(flat.search(&v, 10)?);
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "| {n} | {:.1} | {:.1} |",
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.99)
+        );
+    }
+    Ok(())
+}
