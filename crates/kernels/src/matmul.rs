@@ -313,37 +313,122 @@ fn matmul_level(
     let a_row = quantize_activations(pool, w, x, n, scratch, false);
     let q = &scratch.q[..n * a_row];
     let kernel = Kernel::at(level, w.ty).unwrap_or_else(|| Kernel::best(w.ty));
-    let (rows, cols) = (w.rows, w.cols);
-
-    let split = Split::new(rows, w.row_bytes(), n, pool.n_threads(), 1);
+    let split = Split::new(w.rows, w.row_bytes(), n, pool.n_threads(), 1);
     let out = OutPtr(y.as_mut_ptr());
-
     pool.run(split.tasks(), |task| {
-        let (rs, ts) = split.task(task);
-        for t0 in ts.step_by(TOKEN_TILE) {
-            let t1 = (t0 + TOKEN_TILE).min(split.token_end(task));
-            for r in rs.clone() {
-                let wr = w.row(r);
-                let mut t = t0;
-                while t + 4 <= t1 {
-                    let v = kernel.dot4(wr, &q[t * a_row..(t + 4) * a_row], a_row, cols);
-                    for (k, v) in v.into_iter().enumerate() {
-                        // SAFETY: (t + k, r) with t + k < n, r < rows lies in
-                        // y[..n * rows] (checked above); the (row, token)
-                        // ranges of the tasks are disjoint, so no other task
-                        // writes this element, and `y` stays borrowed until
-                        // `run` returns.
-                        unsafe { *out.get().add((t + k) * rows + r) = v };
-                    }
-                    t += 4;
+        // SAFETY: `y` holds n × rows floats (checked above) and stays
+        // borrowed until `run` returns; tasks of one split are disjoint.
+        unsafe { dot_task(&kernel, w, q, a_row, n, &split, task, out) }
+    });
+}
+
+/// One task of the per-row dot path: its (row, token) block of `y = x · Wᵀ`.
+///
+/// # Safety
+/// `out` points at `n × w.rows` writable floats that no one else reads or
+/// writes during the call, except other tasks of the same `split`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn dot_task(
+    kernel: &Kernel,
+    w: &QMatrix,
+    q: &[u8],
+    a_row: usize,
+    n: usize,
+    split: &Split,
+    task: usize,
+    out: OutPtr,
+) {
+    let (rows, cols) = (w.rows, w.cols);
+    let (rs, ts) = split.task(task);
+    for t0 in ts.step_by(TOKEN_TILE) {
+        let t1 = (t0 + TOKEN_TILE).min(split.token_end(task));
+        for r in rs.clone() {
+            let wr = w.row(r);
+            let mut t = t0;
+            while t + 4 <= t1 {
+                let v = kernel.dot4(wr, &q[t * a_row..(t + 4) * a_row], a_row, cols);
+                for (k, v) in v.into_iter().enumerate() {
+                    debug_assert!(t + k < n);
+                    // SAFETY: (t + k, r) with t + k < n, r < rows lies in
+                    // the caller's n × rows floats; the (row, token) ranges
+                    // of the tasks are disjoint, so no other task writes it.
+                    unsafe { *out.get().add((t + k) * rows + r) = v };
                 }
-                for t in t..t1 {
-                    let v = kernel.dot(wr, &q[t * a_row..(t + 1) * a_row], cols);
-                    // SAFETY: as above.
-                    unsafe { *out.get().add(t * rows + r) = v };
-                }
+                t += 4;
+            }
+            for t in t..t1 {
+                let v = kernel.dot(wr, &q[t * a_row..(t + 1) * a_row], cols);
+                // SAFETY: as above.
+                unsafe { *out.get().add(t * rows + r) = v };
             }
         }
+    }
+}
+
+/// Several products of the same `x`, `ys[i] (n, ws[i].rows) = x · ws[i]ᵀ`
+/// (a layer's q, k and v, or its gate and up). Each `ys[i]` gets exactly the
+/// bits [`matmul`] would give it. For decode (a token or a few), when the
+/// matrices share their activation format, `x` is quantized once and all
+/// the row blocks go to the pool in one dispatch: a 192-row k matrix alone
+/// is under a microsecond of work per task, less than a dispatch costs.
+///
+/// # Panics
+/// As [`matmul`], for any pair; if `ws` and `ys` differ in length.
+pub fn matmul_many(
+    pool: &ThreadPool,
+    ws: &[&QMatrix],
+    x: &[f32],
+    n: usize,
+    ys: &mut [&mut [f32]],
+    scratch: &mut MatmulScratch,
+) {
+    assert_eq!(
+        ws.len(),
+        ys.len(),
+        "matmul_many: {} matrices, {} outputs",
+        ws.len(),
+        ys.len()
+    );
+    let level = simd::best_level();
+    let fusable = ws.first().is_some_and(|w0| {
+        ws.iter()
+            .all(|w| w.cols == w0.cols && quant::vec_dot_type(w.ty) == quant::vec_dot_type(w0.ty))
+    });
+    #[cfg(target_arch = "x86_64")]
+    let fusable =
+        fusable && (n < GEMM_MIN_TOKENS || ws.iter().all(|w| simd::gemm_at(level, w.ty).is_none()));
+    if !fusable || n == 0 || ws.len() == 1 {
+        for (w, y) in ws.iter().zip(ys.iter_mut()) {
+            matmul_level(level, pool, w, x, n, y, scratch);
+        }
+        return;
+    }
+    for (w, y) in ws.iter().zip(ys.iter()) {
+        check_args(w, x, n, y);
+    }
+    let a_row = quantize_activations(pool, ws[0], x, n, scratch, false);
+    let q = &scratch.q[..n * a_row];
+    let parts: Vec<(Kernel, Split, OutPtr, usize)> = {
+        let mut first = 0;
+        ws.iter()
+            .zip(ys.iter_mut())
+            .map(|(w, y)| {
+                let kernel = Kernel::at(level, w.ty).unwrap_or_else(|| Kernel::best(w.ty));
+                let split = Split::new(w.rows, w.row_bytes(), n, pool.n_threads(), 1);
+                let part = (kernel, split, OutPtr(y.as_mut_ptr()), first);
+                first += split.tasks();
+                part
+            })
+            .collect()
+    };
+    let total = parts.last().map_or(0, |p| p.3 + p.1.tasks());
+    pool.run(total, |task| {
+        let j = parts.partition_point(|p| p.3 <= task) - 1;
+        let (kernel, split, out, first) = &parts[j];
+        // SAFETY: each ys[j] holds n × rows floats (checked above) and stays
+        // borrowed until `run` returns; tasks of one split are disjoint and
+        // the outputs are distinct slices.
+        unsafe { dot_task(kernel, ws[j], q, a_row, n, split, task - first, *out) }
     });
 }
 

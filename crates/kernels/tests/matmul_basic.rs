@@ -4,7 +4,7 @@
 mod simd_data;
 
 use llmos_kernels::matmul::{
-    matmul, matmul_at, matmul_scalar, MatmulError, MatmulScratch, QMatrix,
+    matmul, matmul_at, matmul_many, matmul_scalar, MatmulError, MatmulScratch, QMatrix,
 };
 use llmos_kernels::pool::ThreadPool;
 use llmos_kernels::{quant, simd, GgmlType};
@@ -262,6 +262,51 @@ fn kquant_matmul_is_bit_exact_at_every_level() {
                     b.to_bits(),
                     "{level:?} {ty} y[{i}] = {a}, scalar {b}"
                 );
+            }
+        }
+    }
+}
+
+#[test]
+fn matmul_many_gives_each_output_the_bits_of_its_own_matmul() {
+    // Same-format triples (fused in one dispatch for decode), a mixed pair
+    // (one activation format each: falls back), and batches on both sides
+    // of the GEMM threshold.
+    let pool = ThreadPool::new(2);
+    let mut rng = Rng(11);
+    let mut scratch = MatmulScratch::default();
+    let cols = 512;
+    let mut sets: Vec<Vec<(GgmlType, usize)>> = simd_data::types()
+        .into_iter()
+        .map(|ty| vec![(ty, 64), (ty, 19), (ty, 130)])
+        .collect();
+    sets.push(vec![(GgmlType::Q4_1, 40), (GgmlType::Q6_K, 33)]);
+    for set in sets {
+        let data: Vec<Vec<u8>> = set
+            .iter()
+            .map(|&(ty, rows)| random_matrix(&mut rng, ty, rows, cols))
+            .collect();
+        let ws: Vec<QMatrix> = set
+            .iter()
+            .zip(&data)
+            .map(|(&(ty, rows), d)| QMatrix::new(ty, d, rows, cols).expect("valid matrix"))
+            .collect();
+        for n in [1, 2, 3, 4, 9] {
+            let x = rng.floats(n * cols, 1.0);
+            let mut fused: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; n * w.rows]).collect();
+            {
+                let wr: Vec<&QMatrix> = ws.iter().collect();
+                let mut ys: Vec<&mut [f32]> = fused.iter_mut().map(Vec::as_mut_slice).collect();
+                matmul_many(&pool, &wr, &x, n, &mut ys, &mut scratch);
+            }
+            for (w, got) in ws.iter().zip(&fused) {
+                let mut want = vec![0f32; n * w.rows];
+                matmul(&pool, w, &x, n, &mut want, &mut scratch);
+                let same = got
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{} {}x{} n={n}", w.ty, w.rows, w.cols);
             }
         }
     }

@@ -45,6 +45,22 @@ pub trait Backend: Send + Sync {
         scratch: &mut MatmulScratch,
     );
 
+    /// Several products of the same `x` (q/k/v, gate/up), each with exactly
+    /// the result [`Backend::matmul`] gives it; a backend may fuse them.
+    fn matmul_many(
+        &self,
+        pool: &ThreadPool,
+        ws: &[&QMatrix],
+        x: &[f32],
+        n: usize,
+        ys: &mut [&mut [f32]],
+        scratch: &mut MatmulScratch,
+    ) {
+        for (w, y) in ws.iter().zip(ys.iter_mut()) {
+            self.matmul(pool, w, x, n, y, scratch);
+        }
+    }
+
     /// For every (token, head) pair of a step, attention of the query over
     /// the cached positions of the token's own sequence in layer `job.il`;
     /// writes `out` (tokens × n_head × head_dim_v). `scores` is scratch of
@@ -91,6 +107,18 @@ impl Backend for Cpu {
         scratch: &mut MatmulScratch,
     ) {
         matmul(pool, w, x, n, y, scratch);
+    }
+
+    fn matmul_many(
+        &self,
+        pool: &ThreadPool,
+        ws: &[&QMatrix],
+        x: &[f32],
+        n: usize,
+        ys: &mut [&mut [f32]],
+        scratch: &mut MatmulScratch,
+    ) {
+        llmos_kernels::matmul::matmul_many(pool, ws, x, n, ys, scratch);
     }
 
     fn attention(&self, pool: &ThreadPool, job: &AttnJob, out: &mut [f32], scores: &mut [f32]) {

@@ -477,28 +477,16 @@ impl Model {
             );
             trace("attn_norm", il, &st.xb[..b * e]);
             // q, k, v projections (+ bias)
-            self.backend.matmul(
+            self.backend.matmul_many(
                 pool,
-                &l.wq.q(f),
+                &[&l.wq.q(f), &l.wk.q(f), &l.wv.q(f)],
                 &st.xb[..b * e],
                 b,
-                &mut st.q[..b * c.q_dim()],
-                &mut st.mm,
-            );
-            self.backend.matmul(
-                pool,
-                &l.wk.q(f),
-                &st.xb[..b * e],
-                b,
-                &mut st.k[..b * c.kv_dim()],
-                &mut st.mm,
-            );
-            self.backend.matmul(
-                pool,
-                &l.wv.q(f),
-                &st.xb[..b * e],
-                b,
-                &mut st.v[..b * c.v_dim()],
+                &mut [
+                    &mut st.q[..b * c.q_dim()],
+                    &mut st.k[..b * c.kv_dim()],
+                    &mut st.v[..b * c.v_dim()],
+                ],
                 &mut st.mm,
             );
             add_bias(&mut st.q[..b * c.q_dim()], l.bq.as_deref());
@@ -598,20 +586,12 @@ impl Model {
                 c.norm_eps,
             );
             let nf = c.n_ff;
-            self.backend.matmul(
+            self.backend.matmul_many(
                 pool,
-                &l.w_gate.q(f),
+                &[&l.w_gate.q(f), &l.w_up.q(f)],
                 &st.xb[..b * e],
                 b,
-                &mut st.hb[..b * nf],
-                &mut st.mm,
-            );
-            self.backend.matmul(
-                pool,
-                &l.w_up.q(f),
-                &st.xb[..b * e],
-                b,
-                &mut st.hb2[..b * nf],
+                &mut [&mut st.hb[..b * nf], &mut st.hb2[..b * nf]],
                 &mut st.mm,
             );
             trace("ffn_gate", il, &st.hb[..b * nf]);

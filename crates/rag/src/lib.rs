@@ -327,18 +327,36 @@ impl<'a> Retriever<'a> {
     /// # Errors
     /// Embedding, store or SQLite errors.
     pub fn search(&self, query: &str, k: usize, mode: Mode) -> Result<Vec<Hit>, RagError> {
-        let q = self.embedder.embed(&[query])?.pop().unwrap_or_default();
         // Fusion looks deeper than k so a chunk ranked well by one side only
         // still gets its share.
         let depth = (k * 4).max(50);
+        // BM25 (SQLite, this thread) runs while another thread embeds the
+        // query and searches the vectors, so a hybrid query costs the
+        // slower of the two, not their sum.
+        let (dense, lexical) = std::thread::scope(|s| {
+            let h = s.spawn(|| -> Result<(Vec<f32>, Vec<(i64, f32)>), RagError> {
+                let q = self.embedder.embed(&[query])?.pop().unwrap_or_default();
+                let v = match mode {
+                    Mode::Bm25 => Vec::new(),
+                    Mode::Vector => self.store.search(&q, k)?,
+                    Mode::Hybrid => self.store.search(&q, depth)?,
+                };
+                Ok((q, v))
+            });
+            let b = match mode {
+                Mode::Bm25 => self.index.bm25(query, k),
+                Mode::Vector => Ok(Vec::new()),
+                Mode::Hybrid => self.index.bm25(query, depth),
+            };
+            let dense = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (dense, b)
+        });
+        let (q, v) = dense?;
+        let b = lexical?;
         let ranked = match mode {
-            Mode::Bm25 => self.index.bm25(query, k)?,
-            Mode::Vector => self.store.search(&q, k)?,
-            Mode::Hybrid => {
-                let b = self.index.bm25(query, depth)?;
-                let v = self.store.search(&q, depth)?;
-                rrf(&[&b, &v], k)
-            }
+            Mode::Bm25 => b,
+            Mode::Vector => v,
+            Mode::Hybrid => rrf(&[&b, &v], k),
         };
         let ids: Vec<i64> = ranked.iter().map(|r| r.0).collect();
         let mut by_id: std::collections::HashMap<i64, StoredChunk> = self

@@ -11,7 +11,7 @@ use crate::RagError;
 
 /// Where chunk vectors live and how the nearest ones are found. The chunk
 /// ids are the index's (SQLite `chunks.id`).
-pub trait VectorStore {
+pub trait VectorStore: Send + Sync {
     /// Adds or replaces vectors.
     ///
     /// # Errors
