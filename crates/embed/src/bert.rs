@@ -12,6 +12,7 @@ use crate::EmbedError;
 use llmos_kernels::matmul::{matmul, MatmulScratch, QMatrix};
 use llmos_kernels::par::{for_each_chunk_mut, for_each_chunk_pair_mut};
 use llmos_kernels::pool::ThreadPool;
+use llmos_kernels::sgemm::{sgemm, PackedF32};
 use llmos_kernels::{quant, GgmlType};
 use safetensors::{Dtype, SafeTensors};
 
@@ -47,6 +48,8 @@ pub(crate) struct Linear {
     cols: usize,
     /// (rows)
     b: Vec<f32>,
+    /// f32 weights packed for the f32 GEMM (then `w` is empty).
+    packed: Option<PackedF32>,
 }
 
 impl Linear {
@@ -167,18 +170,29 @@ fn linear(
             })?;
         }
     }
-    let l = Linear {
+    let mut l = Linear {
         ty,
         w,
         rows: rows * names.len(),
         cols,
         b,
+        packed: None,
     };
     // Checks the sizes and that the kernels take this type.
     QMatrix::new(l.ty, &l.w, l.rows, l.cols).map_err(|e| EmbedError::Tensor {
         name: format!("{p}{}", names[0]),
         what: e.to_string(),
     })?;
+    if fmt == WeightFormat::F32 {
+        // f32 rows are plain little-endian floats: pack them for the GEMM
+        // and drop the row copy.
+        let rows_f32: Vec<f32> =
+            l.w.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+        l.packed = Some(PackedF32::pack(&rows_f32, l.rows, l.cols));
+        l.w = Vec::new();
+    }
     Ok(l)
 }
 
@@ -313,7 +327,10 @@ fn linear_forward(
     mm: &mut MatmulScratch,
 ) {
     let y = &mut y[..t * l.rows];
-    matmul(pool, &l.view(), x, t, y, mm);
+    match &l.packed {
+        Some(p) => sgemm(pool, p, &x[..t * l.cols], t, y),
+        None => matmul(pool, &l.view(), x, t, y, mm),
+    }
     for_each_chunk_mut(pool, y, l.rows * 16, |_, rows| {
         for row in rows.chunks_exact_mut(l.rows) {
             for (v, &b) in row.iter_mut().zip(&l.b) {

@@ -20,6 +20,7 @@ pub mod ops;
 pub mod par;
 pub mod pool;
 pub mod quant;
+pub mod sgemm;
 pub mod simd;
 
 pub use llmos_gguf::GgmlType;
