@@ -41,6 +41,9 @@ pub trait VectorStore: Send + Sync {
     fn describe(&self) -> String;
 }
 
+/// Below this many vectors one thread scans (a thread costs more than it saves).
+const PARALLEL_SCAN_MIN: usize = 32_768;
+
 /// Vectors in memory as one `(n, dim)` matrix (loaded from the index).
 #[derive(Clone, Debug, Default)]
 pub struct FlatIndex {
@@ -147,13 +150,35 @@ impl VectorStore for FlatIndex {
 
     fn search(&self, query: &[f32], k: usize) -> Result<Vec<(i64, f32)>, RagError> {
         self.check(query)?;
-        let scores: Vec<(i64, f32)> = self
-            .ids
-            .iter()
-            .zip(self.data.chunks_exact(self.dim.max(1)))
-            .map(|(&id, row)| (id, dot(query, row)))
-            .collect();
-        Ok(top_k(scores, k))
+        let d = self.dim.max(1);
+        let scan = |ids: &[i64], data: &[f32]| -> Vec<(i64, f32)> {
+            let scores: Vec<(i64, f32)> = ids
+                .iter()
+                .zip(data.chunks_exact(d))
+                .map(|(&id, row)| (id, dot(query, row)))
+                .collect();
+            top_k(scores, k)
+        };
+        // Large indexes: one slice per core, each keeping its own top k,
+        // merged at the end (same result as one pass: top_k breaks ties by id).
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        if self.ids.len() < PARALLEL_SCAN_MIN || threads < 2 {
+            return Ok(scan(&self.ids, &self.data));
+        }
+        let per = self.ids.len().div_ceil(threads);
+        let parts: Vec<Vec<(i64, f32)>> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .ids
+                .chunks(per)
+                .zip(self.data.chunks(per * d))
+                .map(|(ids, data)| s.spawn(move || scan(ids, data)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        Ok(top_k(parts.concat(), k))
     }
 
     fn len(&self) -> Result<usize, RagError> {
@@ -186,6 +211,30 @@ mod tests {
         let hits = ix.search(&[1.0, 0.1, 0.0], 5).expect("search");
         assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), [3, 2]);
         assert!(ix.search(&[1.0], 1).is_err());
+    }
+
+    #[test]
+    fn parallel_scan_equals_one_pass() {
+        let dim = 8;
+        let n = PARALLEL_SCAN_MIN * 2 + 17;
+        let mut ix = FlatIndex::new(dim);
+        let mut s = 12345u64;
+        let mut v = vec![0f32; dim];
+        for id in 0..n as i64 {
+            for x in v.iter_mut() {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                *x = (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+            }
+            ix.upsert(&[(id, &v)]).expect("upsert");
+        }
+        let q = [0.3, -0.2, 0.5, 0.1, 0.0, 0.7, -0.4, 0.2];
+        let got = ix.search(&q, 25).expect("search");
+        let all: Vec<(i64, f32)> = (0..n as i64)
+            .map(|id| (id, dot(&q, ix.get(id).expect("row"))))
+            .collect();
+        assert_eq!(got, top_k(all, 25));
     }
 
     #[test]
