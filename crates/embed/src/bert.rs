@@ -10,9 +10,9 @@
 use crate::config::Config;
 use crate::EmbedError;
 use llmos_kernels::matmul::{matmul, MatmulScratch, QMatrix};
-use llmos_kernels::par::{for_each_chunk_mut, for_each_chunk_pair_mut};
+use llmos_kernels::par::for_each_chunk_mut;
 use llmos_kernels::pool::ThreadPool;
-use llmos_kernels::sgemm::{sgemm, PackedF32};
+use llmos_kernels::sgemm::{encoder_attention, sgemm, PackedF32};
 use llmos_kernels::{quant, GgmlType};
 use safetensors::{Dtype, SafeTensors};
 
@@ -268,15 +268,13 @@ pub(crate) struct RunState {
     proj: Vec<f32>,
     /// (T, ff)
     hidden: Vec<f32>,
-    /// (T, max_seq) one row of attention scores per query token
-    scores: Vec<f32>,
-    /// (T) for each token: start of its text in the packed batch, and its length
-    span: Vec<(u32, u32)>,
+    /// per text: its first token in the packed batch, and its length
+    text_spans: Vec<(usize, usize)>,
     mm: MatmulScratch,
 }
 
 impl RunState {
-    fn reserve(&mut self, cfg: &Config, max_seq: usize, t: usize) {
+    fn reserve(&mut self, cfg: &Config, t: usize) {
         if t <= self.cap {
             return;
         }
@@ -286,7 +284,6 @@ impl RunState {
         self.ctx.resize(t * d, 0.0);
         self.proj.resize(t * d, 0.0);
         self.hidden.resize(t * cfg.intermediate_size, 0.0);
-        self.scores.resize(t * max_seq, 0.0);
         self.cap = t;
     }
 }
@@ -365,11 +362,10 @@ pub(crate) fn forward(
     }
     let max_len = seqs.iter().map(|q| q.ids.len()).max().unwrap_or(0);
     debug_assert!(max_len <= max_seq);
-    s.reserve(cfg, max_seq, t);
+    s.reserve(cfg, t);
     let eps = cfg.layer_norm_eps;
 
     // embed: word + position + token type, then LayerNorm
-    s.span.clear();
     let mut at = 0usize;
     for q in seqs {
         for (p, (&id, &ty)) in q.ids.iter().zip(q.type_ids).enumerate() {
@@ -380,7 +376,6 @@ pub(crate) fn forward(
             for i in 0..d {
                 row[i] = wrd[i] + pos[i] + typ[i];
             }
-            s.span.push((at as u32, q.ids.len() as u32));
         }
         at += q.ids.len();
     }
@@ -391,33 +386,21 @@ pub(crate) fn forward(
         // qkv: (T, 3d) = x · [Wq; Wk; Wv]ᵀ + b
         linear_forward(pool, &layer.qkv, &s.x, t, &mut s.qkv, &mut s.mm);
 
-        // attention: each query token attends to the tokens of its own text
-        let (qkv, span) = (&s.qkv, &s.span);
-        for_each_chunk_pair_mut(
+        // attention: each token attends to the tokens of its own text
+        s.text_spans.clear();
+        let mut at = 0usize;
+        for q in seqs {
+            s.text_spans.push((at, q.ids.len()));
+            at += q.ids.len();
+        }
+        encoder_attention(
             pool,
-            &mut s.ctx[..t * d],
+            &s.qkv,
             d,
-            &mut s.scores,
-            max_seq,
-            |i, ctx, sc| {
-                let (start, len) = (span[i].0 as usize, span[i].1 as usize);
-                let q_row = &qkv[i * 3 * d..i * 3 * d + d];
-                for h in 0..nh {
-                    let q = &q_row[h * hd..(h + 1) * hd];
-                    let sc = &mut sc[..len];
-                    for (j, v) in sc.iter_mut().enumerate() {
-                        let k0 = (start + j) * 3 * d + d + h * hd;
-                        *v = llmos_kernels::ops::dot_f32(q, &qkv[k0..k0 + hd]) * scale;
-                    }
-                    llmos_kernels::ops::softmax(sc);
-                    let c = &mut ctx[h * hd..(h + 1) * hd];
-                    c.iter_mut().for_each(|v| *v = 0.0);
-                    for (j, &p) in sc.iter().enumerate() {
-                        let v0 = (start + j) * 3 * d + 2 * d + h * hd;
-                        llmos_kernels::ops::axpy(c, p, &qkv[v0..v0 + hd]);
-                    }
-                }
-            },
+            nh,
+            &s.text_spans,
+            scale,
+            &mut s.ctx[..t * d],
         );
 
         // out projection, residual, LayerNorm

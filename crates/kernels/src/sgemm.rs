@@ -120,32 +120,125 @@ pub fn sgemm(pool: &ThreadPool, w: &PackedF32, x: &[f32], n: usize, y: &mut [f32
     let t_blocks = n.div_ceil(TOKEN_BLOCK);
     let r_groups = rows.div_ceil(ROW_GROUP);
     let out = OutPtr(y.as_mut_ptr());
-    #[cfg(target_arch = "x86_64")]
-    let simd = std::arch::is_x86_feature_detected!("avx512f");
-    #[cfg(not(target_arch = "x86_64"))]
-    let simd = false;
     pool.run(t_blocks * r_groups, |task| {
         let (tb, rg) = (task / r_groups, task % r_groups);
         let (t0, t1) = (tb * TOKEN_BLOCK, ((tb + 1) * TOKEN_BLOCK).min(n));
         let (r0, r1) = (rg * ROW_GROUP, ((rg + 1) * ROW_GROUP).min(rows));
-        #[cfg(target_arch = "x86_64")]
-        if simd {
-            // SAFETY: avx512f was detected; `out` holds n × rows floats
-            // (checked above) and this task alone writes rows r0..r1 of
-            // tokens t0..t1.
-            unsafe { x86::block(w, x, t0, t1, r0, r1, out.get()) };
+        // SAFETY: `out` holds n × rows floats (checked above) and this task
+        // alone writes rows r0..r1 of tokens t0..t1.
+        unsafe { range(w, x, t0, t1, r0, r1, out.get()) };
+    });
+}
+
+/// [`sgemm`] on the calling thread.
+///
+/// # Panics
+/// If `x` or `y` is too short.
+pub fn sgemm_serial(w: &PackedF32, x: &[f32], n: usize, y: &mut [f32]) {
+    assert!(
+        x.len() >= n * w.cols,
+        "sgemm: x has {} floats, need {n} x {}",
+        x.len(),
+        w.cols
+    );
+    assert!(
+        y.len() >= n * w.rows,
+        "sgemm: y has {} floats, need {n} x {}",
+        y.len(),
+        w.rows
+    );
+    // SAFETY: y holds n × rows floats, borrowed mutably for the call.
+    unsafe { range(w, x, 0, n, 0, w.rows, y.as_mut_ptr()) };
+}
+
+/// Outputs (t0..t1) × (r0..r1), r0 a multiple of [`PANEL`].
+///
+/// # Safety
+/// `y` points at `t1 × w.rows` writable floats, of which nobody else touches
+/// this block during the call; `x` holds `t1 × w.cols` floats.
+unsafe fn range(w: &PackedF32, x: &[f32], t0: usize, t1: usize, r0: usize, r1: usize, y: *mut f32) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: avx512f was detected; the rest is the caller's promise.
+        unsafe { x86::block(w, x, t0, t1, r0, r1, y) };
+        return;
+    }
+    let (rows, cols) = (w.rows, w.cols);
+    for t in t0..t1 {
+        for r in r0..r1 {
+            let mut s = 0f32;
+            for k in 0..cols {
+                s = x[t * cols + k].mul_add(w.get(r, k), s);
+            }
+            // SAFETY: the caller's promise.
+            unsafe { *y.add(t * rows + r) = s };
+        }
+    }
+}
+
+/// Bidirectional self-attention of an encoder over texts packed end to end.
+///
+/// `qkv` is `(T, 3 d)`: each token's query, key and value rows side by side;
+/// `spans` are the texts' `(start, len)` token ranges; every token attends to
+/// all tokens of its own text, `softmax(q·k · scale) · v` per head of width
+/// `d / n_head`. Writes `out (T, d)`. One pool task per (text, head), each
+/// two [`sgemm_serial`] calls: scores = Q Kᵀ, then context = P V.
+///
+/// # Panics
+/// If the slices are too short for the spans or `n_head` does not divide `d`.
+pub fn encoder_attention(
+    pool: &ThreadPool,
+    qkv: &[f32],
+    d: usize,
+    n_head: usize,
+    spans: &[(usize, usize)],
+    scale: f32,
+    out: &mut [f32],
+) {
+    assert!(
+        n_head > 0 && d % n_head == 0,
+        "attention: {n_head} heads do not divide {d}"
+    );
+    let t_end = spans.iter().map(|&(s, l)| s + l).max().unwrap_or(0);
+    assert!(
+        qkv.len() >= t_end * 3 * d && out.len() >= t_end * d,
+        "attention: short buffers"
+    );
+    let hd = d / n_head;
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    pool.run(spans.len() * n_head, |task| {
+        let ((start, len), h) = (spans[task / n_head], task % n_head);
+        if len == 0 {
             return;
         }
-        let _ = simd;
-        for t in t0..t1 {
-            for r in r0..r1 {
-                let mut s = 0f32;
-                for k in 0..cols {
-                    s = x[t * cols + k].mul_add(w.get(r, k), s);
-                }
-                // SAFETY: as above.
-                unsafe { *out.get().add(t * rows + r) = s };
+        let col = |t: usize, part: usize| &qkv[t * 3 * d + part * d + h * hd..][..hd];
+        let q: Vec<f32> = (start..start + len)
+            .flat_map(|t| col(t, 0).iter().copied())
+            .collect();
+        let k: Vec<f32> = (start..start + len)
+            .flat_map(|t| col(t, 1).iter().copied())
+            .collect();
+        let mut vt = vec![0f32; hd * len];
+        for j in 0..len {
+            for (c, &v) in col(start + j, 2).iter().enumerate() {
+                vt[c * len + j] = v;
             }
+        }
+        let mut p = vec![0f32; len * len];
+        sgemm_serial(&PackedF32::pack(&k, len, hd), &q, len, &mut p);
+        for row in p.chunks_exact_mut(len) {
+            row.iter_mut().for_each(|v| *v *= scale);
+            crate::ops::softmax(row);
+        }
+        let mut ctx = vec![0f32; len * hd];
+        sgemm_serial(&PackedF32::pack(&vt, hd, len), &p, len, &mut ctx);
+        for (i, row) in ctx.chunks_exact(hd).enumerate() {
+            // SAFETY: token start + i < t_end (checked above), columns
+            // h·hd..(h+1)·hd of its row: no other task writes this (text,
+            // head) block, and `out` stays borrowed until `run` returns.
+            let dst = unsafe { out_ptr.get().add((start + i) * d + h * hd) };
+            // SAFETY: as above, hd floats.
+            unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), dst, hd) };
         }
     });
 }
@@ -279,6 +372,47 @@ mod tests {
                     );
                 }
                 assert!(got[n * rows..].iter().all(|v| v.is_nan()), "wrote past y");
+            }
+        }
+    }
+
+    #[test]
+    fn encoder_attention_matches_naive() {
+        let pool = ThreadPool::new(2);
+        let (d, nh) = (48, 3);
+        let spans = [(0usize, 5usize), (5, 1), (6, 19), (25, 0), (25, 8)];
+        let t = 33;
+        let qkv = data(t * 3 * d, 5);
+        let scale = 1.0 / ((d / nh) as f32).sqrt();
+        let mut got = vec![0f32; t * d];
+        encoder_attention(&pool, &qkv, d, nh, &spans, scale, &mut got);
+        let hd = d / nh;
+        for &(start, len) in &spans {
+            for i in start..start + len {
+                for h in 0..nh {
+                    let q = &qkv[i * 3 * d + h * hd..][..hd];
+                    let mut sc: Vec<f64> = (start..start + len)
+                        .map(|j| {
+                            let k = &qkv[j * 3 * d + d + h * hd..][..hd];
+                            q.iter().zip(k).map(|(a, b)| (*a * *b) as f64).sum::<f64>()
+                                * scale as f64
+                        })
+                        .collect();
+                    let m = sc.iter().copied().fold(f64::MIN, f64::max);
+                    sc.iter_mut().for_each(|v| *v = (*v - m).exp());
+                    let z: f64 = sc.iter().sum();
+                    for c in 0..hd {
+                        let want: f64 = (start..start + len)
+                            .zip(&sc)
+                            .map(|(j, p)| p / z * qkv[j * 3 * d + 2 * d + h * hd + c] as f64)
+                            .sum();
+                        let g = got[i * d + h * hd + c] as f64;
+                        assert!(
+                            (g - want).abs() < 1e-5,
+                            "token {i} head {h} col {c}: {g} vs {want}"
+                        );
+                    }
+                }
             }
         }
     }
