@@ -4,8 +4,9 @@
 //! Side-effecting calls: `files` writes, `browse` to a host not yet visited,
 //! `python` whose code looks like it writes files (a static check before
 //! the call; files the sandbox reports afterwards are logged too). A run
-//! without a person to ask ([`Approval::Deny`]) refuses them. Every
-//! decision is kept in [`Guard::log`] and shown with `--trace`.
+//! with a person at the terminal ([`Approval::Ask`]) asks them, default no;
+//! a run without one ([`Approval::Deny`]) refuses. Every decision is kept
+//! in [`Guard::log`] and shown with `--trace`.
 
 use llmos_tools::{SideEffect, ToolOutput};
 use serde_json::Value;
@@ -19,6 +20,8 @@ pub enum Approval {
     Deny,
     /// Allow everything (only for tests and trusted inputs).
     AllowAll,
+    /// Ask the user (a terminal on stdin): yes allows, anything else refuses.
+    Ask,
 }
 
 /// What the guard decided.
@@ -128,7 +131,20 @@ impl Guard {
     }
 
     /// Decides whether `tool(args)` may run now; logs and returns the decision.
+    /// Nobody is asked: under [`Approval::Ask`] this refuses as [`Approval::Deny`] does.
     pub fn check(&mut self, step: usize, tool: &str, args: &Value) -> Decision {
+        self.check_asking(step, tool, args, &mut |_| false)
+    }
+
+    /// [`check`](Guard::check), asking `ask` (a yes/no question for the user)
+    /// where the policy is [`Approval::Ask`] and approval is needed.
+    pub fn check_asking(
+        &mut self,
+        step: usize,
+        tool: &str,
+        args: &Value,
+        ask: &mut dyn FnMut(&str) -> bool,
+    ) -> Decision {
         let mut effect = side_effect_of(tool, args);
         if tool == "browse" {
             let host = host_of(args.get("url").and_then(Value::as_str).unwrap_or(""));
@@ -153,7 +169,62 @@ impl Guard {
                          needs approval, and this run is non-interactive"
                     ),
                 ),
+                Approval::Ask => {
+                    let q = format!(
+                        "The agent wants to {e}, after untrusted data entered the context (from {src}, step {at})."
+                    );
+                    if ask(&q) {
+                        (Verdict::Allow, format!("{e}: after untrusted data from {src} (step {at}); approved by the user"))
+                    } else {
+                        (Verdict::Refuse, format!("{e}: after untrusted data from {src} (step {at}); the user declined"))
+                    }
+                }
             },
+        };
+        let d = Decision {
+            step,
+            tool: tool.to_string(),
+            verdict,
+            reason,
+        };
+        self.log.push(d.clone());
+        d
+    }
+
+    /// Under [`Approval::Ask`], asks whether to apply a write a tool proposed
+    /// (`files` outside `--allow-writes`); logs and returns the decision.
+    /// Other policies refuse (the write stays a proposal).
+    pub fn approve_write(
+        &mut self,
+        step: usize,
+        tool: &str,
+        req: &llmos_tools::files::WriteRequest,
+        ask: &mut dyn FnMut(&str) -> bool,
+    ) -> Decision {
+        let what = format!(
+            "{} {} bytes to {}",
+            if req.append { "append" } else { "write" },
+            req.content.len(),
+            req.path.display()
+        );
+        let after = match &self.tainted_by {
+            Some((src, at)) => format!(", after untrusted data from {src} (step {at})"),
+            None => String::new(),
+        };
+        let (verdict, reason) = if self.approval == Approval::Ask
+            && ask(&format!("The agent wants to {what}{after}."))
+        {
+            (
+                Verdict::Allow,
+                format!("{what}{after}: approved by the user"),
+            )
+        } else if self.approval == Approval::Ask {
+            (Verdict::Refuse, format!("{what}{after}: the user declined"))
+        } else {
+            (
+                Verdict::Refuse,
+                format!("{what}: needs the user's approval, and this run is non-interactive"),
+            )
         };
         let d = Decision {
             step,
@@ -209,6 +280,57 @@ impl Guard {
     }
 }
 
+impl crate::Agent {
+    /// Asks the user (through [`Agent::ask`](crate::Agent::ask)); no one to ask is a no.
+    pub(crate) fn confirm(&self, question: &str) -> bool {
+        self.approval == Approval::Ask && self.ask.as_ref().is_some_and(|ask| ask(question))
+    }
+
+    /// Under [`Approval::Ask`], each write the call proposed is put to the
+    /// user; approved ones are applied by the tool, declined ones become an
+    /// error for the model. Other policies leave the proposal (refused and
+    /// logged by [`Guard::observe`]).
+    pub(crate) fn settle_writes(
+        &self,
+        step: usize,
+        tool: &str,
+        mut output: ToolOutput,
+        guard: &mut Guard,
+        on_event: &mut dyn FnMut(crate::Event),
+    ) -> ToolOutput {
+        if self.approval != Approval::Ask {
+            return output;
+        }
+        let (proposed, rest): (Vec<SideEffect>, Vec<SideEffect>) = output
+            .side_effects
+            .drain(..)
+            .partition(|e| matches!(e, SideEffect::WriteProposed(_)));
+        output.side_effects = rest;
+        let Some(t) = self.tools.iter().find(|t| t.name() == tool) else {
+            return output;
+        };
+        for e in proposed {
+            let SideEffect::WriteProposed(req) = e else {
+                continue;
+            };
+            let d = guard.approve_write(step, tool, &req, &mut |q| self.confirm(q));
+            on_event(crate::Event::Guard(&d));
+            let done = if d.verdict == Verdict::Allow {
+                t.apply_write(&req)
+            } else {
+                ToolOutput::error(format!(
+                    "the user declined the write to {}; nothing was written. Do not retry it.",
+                    req.path.display()
+                ))
+            };
+            output.content = format!("{}\n{}", output.content.trim_end(), done.content);
+            output.is_error |= done.is_error;
+            output.side_effects.extend(done.side_effects);
+        }
+        output
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +367,82 @@ mod tests {
             .verdict,
             Verdict::Refuse
         );
+    }
+
+    /// The approval policy: nothing is asked before taint; after it, yes
+    /// allows and no (or anything else) refuses; Deny never asks.
+    #[test]
+    fn approval_asks_only_after_taint() {
+        let w = json!({"operation": "write", "path": "notes.txt", "content": "y"});
+        let mut asked = Vec::new();
+        let mut g = Guard::new(Approval::Ask);
+        let d = g.check_asking(1, "files", &w, &mut |q| {
+            asked.push(q.to_string());
+            true
+        });
+        assert_eq!(d.verdict, Verdict::Allow);
+        assert!(asked.is_empty(), "asked before taint: {asked:?}");
+        g.observe(1, "browse", &ToolOutput::ok("page").untrusted());
+        let d = g.check_asking(2, "files", &w, &mut |q| {
+            asked.push(q.to_string());
+            false
+        });
+        assert_eq!(d.verdict, Verdict::Refuse);
+        assert!(d.reason.contains("the user declined"), "{}", d.reason);
+        assert_eq!(asked.len(), 1);
+        assert!(
+            asked[0].contains("write the file notes.txt"),
+            "{}",
+            asked[0]
+        );
+        assert!(asked[0].contains("from browse"), "{}", asked[0]);
+        let d = g.check_asking(3, "files", &w, &mut |_| true);
+        assert_eq!(d.verdict, Verdict::Allow);
+        assert!(d.reason.contains("approved by the user"), "{}", d.reason);
+        // No side effect, no question.
+        let d = g.check_asking(3, "calculator", &json!({"expression": "1"}), &mut |_| {
+            panic!("asked about a calculator call")
+        });
+        assert_eq!(d.verdict, Verdict::Allow);
+        // Every decision is logged (the taint note too).
+        assert_eq!(
+            g.log.iter().filter(|d| d.verdict != Verdict::Note).count(),
+            4
+        );
+
+        let mut g = Guard::new(Approval::Deny);
+        g.observe(1, "files", &ToolOutput::ok("data").untrusted());
+        let d = g.check_asking(2, "files", &w, &mut |_| panic!("Deny must not ask"));
+        assert_eq!(d.verdict, Verdict::Refuse);
+        // `check` has nobody to ask: Ask refuses like Deny.
+        let mut g = Guard::new(Approval::Ask);
+        g.observe(1, "files", &ToolOutput::ok("data").untrusted());
+        assert_eq!(g.check(2, "files", &w).verdict, Verdict::Refuse);
+    }
+
+    #[test]
+    fn proposed_writes_are_asked_under_ask_only() {
+        let req = llmos_tools::files::WriteRequest {
+            path: "/tmp/x.txt".into(),
+            content: "hello".into(),
+            append: false,
+        };
+        let mut g = Guard::new(Approval::Ask);
+        let mut q = String::new();
+        let d = g.approve_write(1, "files", &req, &mut |s| {
+            q = s.to_string();
+            true
+        });
+        assert_eq!(d.verdict, Verdict::Allow);
+        assert!(q.contains("write 5 bytes to /tmp/x.txt"), "{q}");
+        assert_eq!(
+            g.approve_write(2, "files", &req, &mut |_| false).verdict,
+            Verdict::Refuse
+        );
+        let mut g = Guard::new(Approval::Deny);
+        let d = g.approve_write(1, "files", &req, &mut |_| panic!("Deny must not ask"));
+        assert_eq!(d.verdict, Verdict::Refuse);
+        assert_eq!(g.log.len(), 1);
     }
 
     #[test]

@@ -13,7 +13,9 @@
 //! not instructions ([`spotlight`]). The model is an [`Llm`]; [`EngineLlm`]
 //! runs a local model, and tests script one.
 
+pub mod exfil;
 pub mod guard;
+pub mod llm_tool;
 
 use guard::{Approval, Decision, Guard, Verdict};
 use llmos_engine::{Engine, EngineError, Finish, GenParams, Session};
@@ -171,6 +173,10 @@ pub struct Agent {
     pub limits: Limits,
     pub approval: Approval,
     pub system_prompt: String,
+    /// The output filter for what the user sees (answers, thoughts).
+    pub exfil: exfil::Filter,
+    /// Asks the user a yes/no question ([`Approval::Ask`]); None: nobody to ask.
+    pub ask: Option<Box<dyn Fn(&str) -> bool + Send + Sync>>,
 }
 
 impl Agent {
@@ -180,6 +186,8 @@ impl Agent {
             limits: Limits::default(),
             approval: Approval::Deny,
             system_prompt: SYSTEM_PROMPT.into(),
+            exfil: exfil::Filter::default(),
+            ask: None,
         }
     }
 
@@ -247,7 +255,8 @@ impl Agent {
             // the model wrote it, so the next turn reuses the cached prefix.
             messages.push(Message::new("assistant", turn.text.trim()));
             if parsed.tool_calls.is_empty() {
-                let answer = parsed.content.unwrap_or_default();
+                let raw = parsed.content.unwrap_or_default();
+                let answer = self.screen(step, "answer", &raw, &mut guard, on_event);
                 if turn.context_full {
                     break End::ContextFull;
                 }
@@ -262,7 +271,8 @@ impl Agent {
                 });
             }
             if let Some(t) = parsed.content.as_deref() {
-                on_event(Event::Thought(t));
+                let t = self.screen(step, "thought", t, &mut guard, on_event);
+                on_event(Event::Thought(&t));
             }
             for call in &parsed.tool_calls {
                 on_event(Event::Call {
@@ -302,7 +312,8 @@ impl Agent {
                     continue;
                 }
                 let args: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
-                let decision = guard.check(step, &call.name, &args);
+                let decision =
+                    guard.check_asking(step, &call.name, &args, &mut |q| self.confirm(q));
                 on_event(Event::Guard(&decision));
                 let output = match self.tools.iter().find(|t| t.name() == call.name) {
                     _ if decision.verdict == Verdict::Refuse => ToolOutput::error(format!(
@@ -312,6 +323,7 @@ impl Agent {
                     Some(t) => t.call(args),
                     None => ToolOutput::error(format!("no tool named {}", call.name)),
                 };
+                let output = self.settle_writes(step, &call.name, output, &mut guard, on_event);
                 for d in guard.observe(step, &call.name, &output) {
                     on_event(Event::Guard(&d));
                 }

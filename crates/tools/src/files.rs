@@ -492,6 +492,10 @@ impl Tool for Files {
         "files"
     }
 
+    fn apply_write(&self, req: &WriteRequest) -> ToolOutput {
+        self.apply(req)
+    }
+
     fn description(&self) -> &str {
         "Work with files under the allowed folders. operation 'list' shows a directory; 'read' returns a text file with line \
          numbers (optionally only start_line..end_line); 'grep' searches a file or directory tree for a regular expression \

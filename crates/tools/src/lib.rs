@@ -1,4 +1,5 @@
-//! Built-in tools for the llmos agent loop: `calculator`, `python`, `files` and `browse`.
+//! Built-in tools for the llmos agent loop: `calculator`, `python`, `files`,
+//! `browse` and `search` (the disk index of llmos-rag).
 //!
 //! Every tool implements [`Tool`]: a name, a description, a strict JSON schema
 //! of its parameters in OpenAI's function format (all properties required,
@@ -26,6 +27,7 @@ pub mod browse;
 pub mod calc;
 pub mod files;
 pub mod python;
+pub mod search;
 
 use std::path::PathBuf;
 
@@ -41,6 +43,16 @@ pub trait Tool: Send + Sync {
     fn parameters(&self) -> Value;
     /// Run the tool. Never panics; errors are `ToolOutput { is_error: true, .. }`.
     fn call(&self, args: Value) -> ToolOutput;
+
+    /// Performs a write this tool proposed ([`SideEffect::WriteProposed`])
+    /// once the user approved it. Tools that propose none keep this default.
+    fn apply_write(&self, req: &files::WriteRequest) -> ToolOutput {
+        ToolOutput::error(format!(
+            "{} proposes no writes; nothing was written to {}",
+            self.name(),
+            req.path.display()
+        ))
+    }
 
     /// The OpenAI `tools` entry: `{"type": "function", "function": {...}}`.
     fn definition(&self) -> Value {
