@@ -13,9 +13,9 @@
 //! not instructions ([`spotlight`]). The model is an [`Llm`]; [`EngineLlm`]
 //! runs a local model, and tests script one.
 
-pub mod exfil;
 pub mod guard;
-pub mod llm_tool;
+pub mod memory;
+pub mod recall;
 
 use guard::{Approval, Decision, Guard, Verdict};
 use llmos_engine::{Engine, EngineError, Finish, GenParams, Session};
@@ -36,6 +36,8 @@ pub enum AgentError {
     Grammar(#[from] GrammarError),
     #[error("chat template: {0}")]
     Template(String),
+    #[error(transparent)]
+    Memory(#[from] recall::RecallError),
 }
 
 /// The system prompt: how to work, and that tool results are data.
@@ -69,6 +71,33 @@ pub trait Llm {
         max_tokens: usize,
         tools: bool,
     ) -> Result<Turn, AgentError>;
+
+    /// The context window in tokens; None: unknown, and no budget is kept.
+    fn n_ctx(&self) -> Option<usize> {
+        None
+    }
+
+    /// Tokens of the prompt for `messages` (tools included). The default
+    /// is an estimate (4 bytes a token) for models that keep no budget.
+    ///
+    /// # Errors
+    /// The prompt cannot be rendered.
+    fn count_tokens(&mut self, messages: &[Message]) -> Result<usize, AgentError> {
+        Ok(messages.iter().map(|m| m.content.len() / 4 + 4).sum())
+    }
+
+    /// Tokens of a text on its own (to choose what to page out).
+    fn count_text(&mut self, text: &str) -> usize {
+        text.len() / 4 + 1
+    }
+
+    /// A plain-text completion without tools (summaries of paged-out turns).
+    ///
+    /// # Errors
+    /// Whatever the model reports.
+    fn complete(&mut self, messages: &[Message], max_tokens: usize) -> Result<Turn, AgentError> {
+        self.turn(messages, max_tokens, false)
+    }
 }
 
 /// Why the loop ended.
@@ -140,6 +169,10 @@ pub enum Event<'a> {
     Guard(&'a Decision),
     /// The final answer.
     Answer(&'a str),
+    /// The prompt's token budget for this step's model call.
+    Context(memory::Budget),
+    /// Older turns paged out of the prompt (summarised, kept in the recall store).
+    Paged(&'a memory::PageOut),
 }
 
 /// The end of a run.
@@ -173,10 +206,6 @@ pub struct Agent {
     pub limits: Limits,
     pub approval: Approval,
     pub system_prompt: String,
-    /// The output filter for what the user sees (answers, thoughts).
-    pub exfil: exfil::Filter,
-    /// Asks the user a yes/no question ([`Approval::Ask`]); None: nobody to ask.
-    pub ask: Option<Box<dyn Fn(&str) -> bool + Send + Sync>>,
 }
 
 impl Agent {
@@ -186,8 +215,6 @@ impl Agent {
             limits: Limits::default(),
             approval: Approval::Deny,
             system_prompt: SYSTEM_PROMPT.into(),
-            exfil: exfil::Filter::default(),
-            ask: None,
         }
     }
 
@@ -214,11 +241,31 @@ impl Agent {
         task: &str,
         on_event: &mut dyn FnMut(Event),
     ) -> Result<Outcome, AgentError> {
+        self.run_with(llm, None, task, on_event)
+    }
+
+    /// [`run`](Agent::run), in a session when `memory` is given: the prompt
+    /// resumes its history, every message is stored as it is produced, and
+    /// older turns are paged out when the prompt outgrows its budget
+    /// ([`memory::Memory::fit`]).
+    ///
+    /// # Errors
+    /// A model, grammar or store failure.
+    pub fn run_with(
+        &self,
+        llm: &mut dyn Llm,
+        mut memory: Option<&mut memory::Memory>,
+        task: &str,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<Outcome, AgentError> {
         let defs = self.tool_defs();
-        let mut messages = vec![
-            Message::new("system", &self.system_prompt),
-            Message::new("user", task),
-        ];
+        let mut messages = match memory.as_deref_mut() {
+            Some(m) => m.begin(&self.system_prompt, task)?,
+            None => vec![
+                Message::new("system", &self.system_prompt),
+                Message::new("user", task),
+            ],
+        };
         let mut guard = Guard::new(self.approval);
         let mut generated = 0usize;
         let mut step = 0usize;
@@ -234,7 +281,18 @@ impl Agent {
             }
             step += 1;
             on_event(Event::Step(step));
-            let budget = (self.limits.token_budget - generated).min(self.limits.max_turn_tokens);
+            let mut budget = (self.limits.token_budget - generated).min(self.limits.max_turn_tokens);
+            let fit = match memory.as_deref_mut() {
+                Some(m) => m.fit(llm, &mut messages, self.limits.max_turn_tokens, on_event)?,
+                None => memory::measure(llm, &messages, self.limits.max_turn_tokens)?,
+            };
+            if let Some(b) = fit {
+                on_event(Event::Context(b));
+                if !b.fits() {
+                    break End::ContextFull;
+                }
+                budget = budget.min(b.reserve);
+            }
             let turn = match llm.turn(&messages, budget, !answer_now) {
                 Ok(t) => t,
                 Err(AgentError::Engine(EngineError::PromptTooLong { .. })) => {
@@ -253,10 +311,14 @@ impl Agent {
             };
             // The raw text goes back as the assistant message: it renders as
             // the model wrote it, so the next turn reuses the cached prefix.
-            messages.push(Message::new("assistant", turn.text.trim()));
+            keep(
+                &mut messages,
+                &mut memory,
+                Message::new("assistant", turn.text.trim()),
+                false,
+            )?;
             if parsed.tool_calls.is_empty() {
-                let raw = parsed.content.unwrap_or_default();
-                let answer = self.screen(step, "answer", &raw, &mut guard, on_event);
+                let answer = parsed.content.unwrap_or_default();
                 if turn.context_full {
                     break End::ContextFull;
                 }
@@ -271,8 +333,7 @@ impl Agent {
                 });
             }
             if let Some(t) = parsed.content.as_deref() {
-                let t = self.screen(step, "thought", t, &mut guard, on_event);
-                on_event(Event::Thought(&t));
+                on_event(Event::Thought(t));
             }
             for call in &parsed.tool_calls {
                 on_event(Event::Call {
@@ -307,13 +368,12 @@ impl Agent {
                     on_event(Event::Guard(&d));
                     let mut m = Message::new("tool", note);
                     m.name = Some(call.name.clone());
-                    messages.push(m);
+                    keep(&mut messages, &mut memory, m, false)?;
                     answer_now = true;
                     continue;
                 }
                 let args: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
-                let decision =
-                    guard.check_asking(step, &call.name, &args, &mut |q| self.confirm(q));
+                let decision = guard.check(step, &call.name, &args);
                 on_event(Event::Guard(&decision));
                 let output = match self.tools.iter().find(|t| t.name() == call.name) {
                     _ if decision.verdict == Verdict::Refuse => ToolOutput::error(format!(
@@ -323,14 +383,9 @@ impl Agent {
                     Some(t) => t.call(args),
                     None => ToolOutput::error(format!("no tool named {}", call.name)),
                 };
-                let output = self.settle_writes(step, &call.name, output, &mut guard, on_event);
                 for d in guard.observe(step, &call.name, &output) {
                     on_event(Event::Guard(&d));
                 }
-                on_event(Event::Result {
-                    name: &call.name,
-                    output: &output,
-                });
                 let content = if output.untrusted {
                     spotlight(&call.name, &output.content)
                 } else {
@@ -341,7 +396,11 @@ impl Agent {
                 let mut m = Message::new("tool", content);
                 m.name = Some(call.name.clone());
                 m.tool_call_id = Some(call.id.clone());
-                messages.push(m);
+                keep(&mut messages, &mut memory, m, output.untrusted)?;
+                on_event(Event::Result {
+                    name: &call.name,
+                    output: &output,
+                });
             }
             if turn.context_full {
                 break End::ContextFull;
@@ -355,6 +414,23 @@ impl Agent {
             messages,
             guard_log: guard.log,
         })
+    }
+}
+
+/// Appends `m` to the prompt; in a session, stores (commits) it first, so
+/// nothing shown is lost to a crash.
+fn keep(
+    messages: &mut Vec<Message>,
+    memory: &mut Option<&mut memory::Memory>,
+    m: Message,
+    untrusted: bool,
+) -> Result<(), AgentError> {
+    match memory.as_deref_mut() {
+        Some(mem) => mem.record(messages, m, untrusted),
+        None => {
+            messages.push(m);
+            Ok(())
+        }
     }
 }
 
@@ -477,6 +553,46 @@ impl<'e> EngineLlm<'e> {
 }
 
 impl Llm for EngineLlm<'_> {
+    fn n_ctx(&self) -> Option<usize> {
+        Some(self.session.n_ctx())
+    }
+
+    fn count_tokens(&mut self, messages: &[Message]) -> Result<usize, AgentError> {
+        let text = self.render(messages)?;
+        Ok(self.engine.encode_prompt(&text, true).len())
+    }
+
+    fn count_text(&mut self, text: &str) -> usize {
+        self.engine.tokenizer.encode(text, false, false).len()
+    }
+
+    fn complete(&mut self, messages: &[Message], max_tokens: usize) -> Result<Turn, AgentError> {
+        let tmpl = self
+            .engine
+            .template
+            .as_ref()
+            .ok_or_else(|| AgentError::Template("the model has no chat template".into()))?;
+        let text = tmpl
+            .render(messages, true, None)
+            .map_err(|e| AgentError::Template(e.to_string()))?;
+        let prompt = self.engine.encode_prompt(&text, true);
+        let mut params = self.params.clone();
+        params.max_tokens = Some(max_tokens);
+        let out = self.engine.generate(
+            &mut self.session,
+            &prompt,
+            &params,
+            self.cancel,
+            |_| {},
+        )?;
+        Ok(Turn {
+            text: out.text,
+            generated_tokens: out.tokens.len(),
+            prompt_tokens: out.prompt_tokens,
+            context_full: out.finish == Finish::ContextFull,
+        })
+    }
+
     fn turn(
         &mut self,
         messages: &[Message],

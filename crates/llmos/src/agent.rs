@@ -55,6 +55,11 @@ pub struct AgentArgs {
     /// Threads (default: all cores).
     #[arg(short, long, default_value_t = 0)]
     pub threads: usize,
+    /// Keep the conversation in session NAME (in $LLMOS_HOME/sessions.sqlite):
+    /// resume its history, store every message, page old turns out to the
+    /// recall store, and give the model its memory tools.
+    #[arg(long, value_name = "NAME")]
+    pub session: Option<String>,
     /// The task.
     pub task: String,
 }
@@ -105,6 +110,17 @@ pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
         ..Limits::default()
     };
     agent.approval = Approval::Deny;
+    let mut memory = match &a.session {
+        Some(name) => {
+            let m = llmos_agent::memory::Memory::open(crate::session::open(store)?, name)?;
+            agent.tools.extend(m.tools());
+            agent
+                .system_prompt
+                .push_str(llmos_agent::memory::SESSION_PROMPT);
+            Some(m)
+        }
+        None => None,
+    };
 
     let path = store.resolve(&a.model, true, crate::progress())?;
     let engine = Engine::load(
@@ -136,7 +152,7 @@ pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
 
     let mut out = std::io::stdout().lock();
     let trace = a.trace;
-    let outcome = agent.run(&mut llm, &a.task, &mut |ev| {
+    let outcome = agent.run_with(&mut llm, memory.as_mut(), &a.task, &mut |ev| {
         let _ = match ev {
             Event::Step(n) => writeln!(out, "── step {n}"),
             Event::Thought(t) => writeln!(out, "thought: {}", shorten(t)),
@@ -159,6 +175,8 @@ pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
             Event::Guard(d) if trace || d.verdict == Verdict::Refuse => writeln!(out, "{d}"),
             Event::Guard(_) => Ok(()),
             Event::Answer(_) => Ok(()),
+            Event::Context(b) => writeln!(out, "{b}"),
+            Event::Paged(p) => writeln!(out, "{p}"),
         };
         let _ = out.flush();
     })?;

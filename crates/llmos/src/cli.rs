@@ -99,6 +99,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Solve a task with tools (calculator, sandboxed python, files, browse), step by step.
     Agent(crate::agent::AgentArgs),
+    /// The agent's sessions (list, show, rm): every message, paged out or not.
+    Sessions(crate::session::SessionsArgs),
     /// Index files or folders for search and ask (text, Markdown, HTML, code, PDF).
     Ingest(crate::rag::IngestArgs),
     /// Search an index: hits with score, file and lines.

@@ -9,6 +9,7 @@ mod info;
 mod perplexity;
 mod rag;
 mod serve;
+mod session;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -151,6 +152,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Serve(args) => serve::run(&store()?, &args),
         Command::Agent(args) => agent::run(&store()?, &args),
+        Command::Sessions(args) => session::run(&store()?, &args),
         Command::Ingest(args) => rag::ingest(&store()?, &args),
         Command::Search(args) => rag::search(&store()?, &args),
         Command::Ask(args) => rag::ask(&store()?, &args),
