@@ -13,7 +13,9 @@
 //! not instructions ([`spotlight`]). The model is an [`Llm`]; [`EngineLlm`]
 //! runs a local model, and tests script one.
 
+pub mod exfil;
 pub mod guard;
+pub mod llm_tool;
 pub mod memory;
 pub mod recall;
 
@@ -206,6 +208,10 @@ pub struct Agent {
     pub limits: Limits,
     pub approval: Approval,
     pub system_prompt: String,
+    /// The output filter for what the user sees (answers, thoughts).
+    pub exfil: exfil::Filter,
+    /// Asks the user a yes/no question ([`Approval::Ask`]); None: nobody to ask.
+    pub ask: Option<Box<dyn Fn(&str) -> bool + Send + Sync>>,
 }
 
 impl Agent {
@@ -215,6 +221,8 @@ impl Agent {
             limits: Limits::default(),
             approval: Approval::Deny,
             system_prompt: SYSTEM_PROMPT.into(),
+            exfil: exfil::Filter::default(),
+            ask: None,
         }
     }
 
@@ -281,7 +289,8 @@ impl Agent {
             }
             step += 1;
             on_event(Event::Step(step));
-            let mut budget = (self.limits.token_budget - generated).min(self.limits.max_turn_tokens);
+            let mut budget =
+                (self.limits.token_budget - generated).min(self.limits.max_turn_tokens);
             let fit = match memory.as_deref_mut() {
                 Some(m) => m.fit(llm, &mut messages, self.limits.max_turn_tokens, on_event)?,
                 None => memory::measure(llm, &messages, self.limits.max_turn_tokens)?,
@@ -318,7 +327,8 @@ impl Agent {
                 false,
             )?;
             if parsed.tool_calls.is_empty() {
-                let answer = parsed.content.unwrap_or_default();
+                let raw = parsed.content.unwrap_or_default();
+                let answer = self.screen(step, "answer", &raw, &mut guard, on_event);
                 if turn.context_full {
                     break End::ContextFull;
                 }
@@ -333,7 +343,8 @@ impl Agent {
                 });
             }
             if let Some(t) = parsed.content.as_deref() {
-                on_event(Event::Thought(t));
+                let t = self.screen(step, "thought", t, &mut guard, on_event);
+                on_event(Event::Thought(&t));
             }
             for call in &parsed.tool_calls {
                 on_event(Event::Call {
@@ -373,7 +384,8 @@ impl Agent {
                     continue;
                 }
                 let args: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
-                let decision = guard.check(step, &call.name, &args);
+                let decision =
+                    guard.check_asking(step, &call.name, &args, &mut |q| self.confirm(q));
                 on_event(Event::Guard(&decision));
                 let output = match self.tools.iter().find(|t| t.name() == call.name) {
                     _ if decision.verdict == Verdict::Refuse => ToolOutput::error(format!(
@@ -383,6 +395,7 @@ impl Agent {
                     Some(t) => t.call(args),
                     None => ToolOutput::error(format!("no tool named {}", call.name)),
                 };
+                let output = self.settle_writes(step, &call.name, output, &mut guard, on_event);
                 for d in guard.observe(step, &call.name, &output) {
                     on_event(Event::Guard(&d));
                 }
@@ -578,13 +591,9 @@ impl Llm for EngineLlm<'_> {
         let prompt = self.engine.encode_prompt(&text, true);
         let mut params = self.params.clone();
         params.max_tokens = Some(max_tokens);
-        let out = self.engine.generate(
-            &mut self.session,
-            &prompt,
-            &params,
-            self.cancel,
-            |_| {},
-        )?;
+        let out = self
+            .engine
+            .generate(&mut self.session, &prompt, &params, self.cancel, |_| {})?;
         Ok(Turn {
             text: out.text,
             generated_tokens: out.tokens.len(),

@@ -324,8 +324,7 @@ impl Memory {
     ) -> Option<std::ops::Range<usize>> {
         let keep_from = messages.len().saturating_sub(2);
         let movable = |i: usize| -> bool {
-            i < keep_from
-                && matches!(self.seqs.get(i), Some(Some(s)) if *s != self.task_seq)
+            i < keep_from && matches!(self.seqs.get(i), Some(Some(s)) if *s != self.task_seq)
         };
         let start = (0..messages.len()).find(|&i| movable(i))?;
         let mut end = start;
@@ -481,7 +480,11 @@ fn transcript(stored: &[Stored], max_chars: usize) -> String {
                 Some(n) if s.message.role == "tool" => format!("tool {n}"),
                 _ => s.message.role.clone(),
             };
-            format!("[turn {}] {who}: {}", s.turn, cut(s.message.content.trim(), per))
+            format!(
+                "[turn {}] {who}: {}",
+                s.turn,
+                cut(s.message.content.trim(), per)
+            )
         })
         .collect::<Vec<_>>()
         .join("\n")

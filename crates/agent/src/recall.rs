@@ -190,7 +190,9 @@ impl RecallStore {
         s.conn
             .busy_timeout(std::time::Duration::from_secs(10))
             .map_err(s.err("set busy timeout"))?;
-        s.conn.execute_batch(SCHEMA).map_err(s.err("create schema"))?;
+        s.conn
+            .execute_batch(SCHEMA)
+            .map_err(s.err("create schema"))?;
         Ok(s)
     }
 
@@ -478,8 +480,8 @@ impl RecallStore {
             t1 = t1.max(turn);
             untrusted |= u;
         }
-        let sum = insert_summary(&tx, session, (first, last), (t0, t1), summary, untrusted)
-            .map_err(e)?;
+        let sum =
+            insert_summary(&tx, session, (first, last), (t0, t1), summary, untrusted).map_err(e)?;
         tx.commit().map_err(e)?;
         Ok(sum)
     }
@@ -507,8 +509,8 @@ impl RecallStore {
         let t0 = old.iter().map(|s| s.first_turn).min().unwrap_or(0);
         let t1 = old.iter().map(|s| s.last_turn).max().unwrap_or(0);
         let untrusted = old.iter().any(|s| s.untrusted);
-        let sum = insert_summary(&tx, session, (first, last), (t0, t1), text, untrusted)
-            .map_err(e)?;
+        let sum =
+            insert_summary(&tx, session, (first, last), (t0, t1), text, untrusted).map_err(e)?;
         for s in old {
             tx.execute(
                 "UPDATE summaries SET merged_into = ?1 WHERE id = ?2",

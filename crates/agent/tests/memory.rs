@@ -121,7 +121,9 @@ fn every_call_has_a_budget_of_context_minus_reserve() {
     assert_eq!((b.n_ctx, b.reserve, b.limit), (1000, 250, 750));
     let prompt_tokens = words(&agent.system_prompt) + 4 + 2 + 4;
     assert_eq!(b.used, prompt_tokens);
-    assert!(b.to_string().starts_with(&format!("context: {prompt_tokens}/1000 tokens")));
+    assert!(b
+        .to_string()
+        .starts_with(&format!("context: {prompt_tokens}/1000 tokens")));
 }
 
 #[test]
@@ -155,7 +157,10 @@ fn old_turns_are_paged_out_never_the_system_prompt_or_the_task() {
     let mut mem = session(&db, "long");
     let mut seen = Seen::default();
     let first = "My locker code is 4821. Remember it.";
-    assert_eq!(run(&agent, &mut llm, &mut mem, first, &mut seen), End::FinalAnswer);
+    assert_eq!(
+        run(&agent, &mut llm, &mut mem, first, &mut seen),
+        End::FinalAnswer
+    );
     for i in 1..=20 {
         let end = run(&agent, &mut llm, &mut mem, &filler(i), &mut seen);
         assert_eq!(end, End::FinalAnswer, "turn {i}");
@@ -193,7 +198,8 @@ fn old_turns_are_paged_out_never_the_system_prompt_or_the_task() {
         if !in_prompt.contains(&s.message.content.as_str()) || s.paged {
             assert!(s.paged, "message #{} left the prompt unpaged", s.seq);
             assert!(
-                sums.iter().any(|x| x.first_seq <= s.seq && s.seq <= x.last_seq),
+                sums.iter()
+                    .any(|x| x.first_seq <= s.seq && s.seq <= x.last_seq),
                 "message #{} has no note",
                 s.seq
             );
@@ -205,7 +211,12 @@ fn old_turns_are_paged_out_never_the_system_prompt_or_the_task() {
     let out = recall
         .map(|t| t.call(serde_json::json!({"query": "locker code"})))
         .unwrap_or_default();
-    assert!(out.content.contains("[turn 1, message #1, user] My locker code is 4821"), "{}", out.content);
+    assert!(
+        out.content
+            .contains("[turn 1, message #1, user] My locker code is 4821"),
+        "{}",
+        out.content
+    );
     assert!(!out.untrusted);
 }
 
@@ -218,11 +229,23 @@ fn a_session_resumes_its_history() {
     {
         let mut llm = Words::new(4096, &["Noted: 4821."]);
         let mut mem = session(&db, "s");
-        run(&agent, &mut llm, &mut mem, "my locker code is 4821", &mut seen);
+        run(
+            &agent,
+            &mut llm,
+            &mut mem,
+            "my locker code is 4821",
+            &mut seen,
+        );
     }
     let mut llm = Words::new(4096, &["It was 4821."]);
     let mut mem = session(&db, "s");
-    run(&agent, &mut llm, &mut mem, "what did I ask first?", &mut seen);
+    run(
+        &agent,
+        &mut llm,
+        &mut mem,
+        "what did I ask first?",
+        &mut seen,
+    );
     let p = &llm.prompts[0];
     let roles: Vec<(&str, &str)> = p
         .iter()
@@ -308,13 +331,19 @@ fn untrusted_text_stays_untrusted_through_the_recall_store() {
             .map(|t| t.call(args))
             .unwrap_or_default()
     };
-    let r = find("recall_search", serde_json::json!({"query": "zebra password"}));
+    let r = find(
+        "recall_search",
+        serde_json::json!({"query": "zebra password"}),
+    );
     assert!(r.untrusted && r.content.contains("7777"), "{r:?}");
     let a = find("archival_search", serde_json::json!({"query": "zebra"}));
     assert!(a.untrusted && a.content.contains("7777"), "{a:?}");
     // A trusted-only hit is not marked.
     let t = find("recall_search", serde_json::json!({"query": "fetch zebra"}));
-    assert!(t.content.contains("[turn 1, message #1, user] fetch zebra"), "{t:?}");
+    assert!(
+        t.content.contains("[turn 1, message #1, user] fetch zebra"),
+        "{t:?}"
+    );
 }
 
 #[test]
@@ -329,11 +358,20 @@ fn archival_notes_are_searchable_and_fts_syntax_is_harmless() {
             .map(|t| t.call(args))
             .unwrap_or_default()
     };
-    let ins = call("archival_insert", serde_json::json!({"text": "key 9f3a2b maps to value c81d4e"}));
+    let ins = call(
+        "archival_insert",
+        serde_json::json!({"text": "key 9f3a2b maps to value c81d4e"}),
+    );
     assert!(!ins.is_error, "{ins:?}");
-    call("archival_insert", serde_json::json!({"text": "key c81d4e maps to value 55aa01"}));
+    call(
+        "archival_insert",
+        serde_json::json!({"text": "key c81d4e maps to value 55aa01"}),
+    );
     let hit = call("archival_search", serde_json::json!({"query": "9f3a2b"}));
-    assert!(hit.content.contains("c81d4e") && !hit.content.contains("55aa01"), "{hit:?}");
+    assert!(
+        hit.content.contains("c81d4e") && !hit.content.contains("55aa01"),
+        "{hit:?}"
+    );
     for q in ["\"unbalanced", "a AND (b OR", "NEAR(x y)", "*", "c81d4e:"] {
         let r = call("archival_search", serde_json::json!({"query": q}));
         assert!(!r.is_error, "{q}: {r:?}");
@@ -353,7 +391,9 @@ fn crash_child_writer() {
     let id = st.session("crash", true).unwrap_or_else(|e| panic!("{e}"));
     for i in 0.. {
         let m = Message::new("user", format!("message {i} {}", "x".repeat(i % 5000)));
-        let seq = st.append(id, 1, &m, false).unwrap_or_else(|e| panic!("{e}"));
+        let seq = st
+            .append(id, 1, &m, false)
+            .unwrap_or_else(|e| panic!("{e}"));
         println!("committed {seq}");
     }
 }
@@ -364,7 +404,12 @@ fn a_writer_killed_mid_write_loses_nothing_it_committed() {
     let db = dir.path().join("sessions.sqlite");
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
     let mut child = std::process::Command::new(exe)
-        .args(["--exact", "crash_child_writer", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "crash_child_writer",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("LLMOS_RECALL_CRASH_CHILD", &db)
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -388,14 +433,20 @@ fn a_writer_killed_mid_write_loses_nothing_it_committed() {
     let id = st.session("crash", false).unwrap_or_else(|e| panic!("{e}"));
     let msgs = st.messages(id).unwrap_or_else(|e| panic!("{e}"));
     // Every committed message is there, whole, in order, with no gaps.
-    assert!(msgs.len() as i64 >= committed, "{} < {committed}", msgs.len());
+    assert!(
+        msgs.len() as i64 >= committed,
+        "{} < {committed}",
+        msgs.len()
+    );
     for (i, m) in msgs.iter().enumerate() {
         assert_eq!(m.seq, i as i64 + 1);
         let want = format!("message {i} {}", "x".repeat(i % 5000));
         assert_eq!(m.message.content, want, "message #{}", m.seq);
     }
     // FTS agrees with the table.
-    let hits = st.search(id, "message", false, 100_000).unwrap_or_else(|e| panic!("{e}"));
+    let hits = st
+        .search(id, "message", false, 100_000)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(hits.len(), msgs.len());
     // And the store takes new writes.
     let mut st = st;
