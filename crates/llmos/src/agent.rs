@@ -44,6 +44,13 @@ pub struct AgentArgs {
     /// Leave the python tool out.
     #[arg(long)]
     pub no_python: bool,
+    /// Add the tools of an MCP server run as COMMAND (stdio; split like a
+    /// shell would, e.g. 'python3 server.py --flag'; repeatable).
+    #[arg(long, value_name = "COMMAND")]
+    pub mcp: Vec<String>,
+    /// Add the tools of a streamable-HTTP MCP server (repeatable).
+    #[arg(long, value_name = "URL")]
+    pub mcp_url: Vec<String>,
     /// Sampling temperature (0: greedy, the default).
     #[arg(long, default_value_t = 0.0)]
     pub temp: f32,
@@ -85,24 +92,60 @@ fn indent(s: &str) -> String {
         .join("\n")
 }
 
-pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
+/// The built-in tools the flags ask for (shared by `llmos agent` and
+/// `llmos mcp`); `note` hears why a tool was left out.
+pub(crate) fn builtin_tools(
+    files: &[PathBuf],
+    allow_writes: &[PathBuf],
+    browse: &[String],
+    no_python: bool,
+    note: &mut dyn FnMut(&str),
+) -> Result<Vec<Box<dyn Tool>>> {
     let mut tools: Vec<Box<dyn Tool>> = vec![Box::new(llmos_tools::calc::Calculator::default())];
-    if !a.no_python {
+    if !no_python {
         match llmos_tools::python::Python::new(llmos_tools::python::Limits::default()) {
             Ok(p) => tools.push(Box::new(p)),
-            Err(e) => eprintln!("note: python tool omitted: {e}"),
+            Err(e) => note(&format!("python tool omitted: {e}")),
         }
     }
-    if !a.files.is_empty() {
-        let mut f = llmos_tools::files::Files::new(&a.files)?;
-        if !a.allow_writes.is_empty() {
-            f = f.allow_writes_under(&a.allow_writes)?;
+    if !files.is_empty() {
+        let mut f = llmos_tools::files::Files::new(files)?;
+        if !allow_writes.is_empty() {
+            f = f.allow_writes_under(allow_writes)?;
         }
         tools.push(Box::new(f));
     }
-    if !a.browse.is_empty() {
-        tools.push(Box::new(llmos_tools::browse::Browse::new(&a.browse)));
+    if !browse.is_empty() {
+        tools.push(Box::new(llmos_tools::browse::Browse::new(browse)));
     }
+    Ok(tools)
+}
+
+pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
+    let mut tools = builtin_tools(
+        &a.files,
+        &a.allow_writes,
+        &a.browse,
+        a.no_python,
+        &mut |n| eprintln!("note: {n}"),
+    )?;
+    // MCP servers' tools: their results are untrusted; names that collide get a prefix.
+    let mut specs = Vec::new();
+    for c in &a.mcp {
+        specs.push(llmos_mcp::client::ServerSpec::command_line(c)?);
+    }
+    specs.extend(
+        a.mcp_url
+            .iter()
+            .map(|u| llmos_mcp::client::ServerSpec::url(u)),
+    );
+    let builtin: Vec<String> = tools.iter().map(|t| t.name().to_string()).collect();
+    let builtin: Vec<&str> = builtin.iter().map(String::as_str).collect();
+    tools.extend(llmos_mcp::client::connect_all(
+        &specs,
+        &builtin,
+        &llmos_mcp::client::Options::default(),
+    )?);
     let mut agent = Agent::new(tools);
     agent.limits = Limits {
         max_steps: a.max_steps,

@@ -109,6 +109,8 @@ pub enum Command {
     Ask(crate::rag::AskArgs),
     /// Embed texts (one per line of a file, or arguments): JSON Lines of vectors.
     Embed(crate::rag::EmbedArgs),
+    /// Serve the built-in tools over MCP (stdio, or streamable HTTP with --http).
+    Mcp(crate::mcp::McpArgs),
 }
 
 #[derive(Args, Debug, Clone)]

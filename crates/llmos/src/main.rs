@@ -6,6 +6,7 @@ mod bench;
 mod chat;
 mod cli;
 mod info;
+mod mcp;
 mod perplexity;
 mod rag;
 mod serve;
@@ -157,6 +158,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Search(args) => rag::search(&store()?, &args),
         Command::Ask(args) => rag::ask(&store()?, &args),
         Command::Embed(args) => rag::embed(&store()?, &args),
+        Command::Mcp(args) => mcp::run(&args),
     }
 }
 
