@@ -357,8 +357,8 @@ impl Agent {
                 if let Some((_, _, prev)) = done.iter().find(|(n, a, _)| {
                     *n == call.name && (*a == call.arguments || same_calc(n, a, &call.arguments))
                 }) {
-                    // Trusted results are repeated; untrusted ones stay in
-                    // their marked block above, not copied out of it.
+                    // The result is repeated (untrusted ones still marked
+                    // as data, see where `done` is filled).
                     let note = match prev {
                         Some(r) => format!(
                             "You already made this call. Its result: {r}\nDo not call a tool again: \
@@ -404,8 +404,15 @@ impl Agent {
                 } else {
                     output.content.clone()
                 };
-                let trusted = (!output.untrusted).then(|| output.content.clone());
-                done.push((call.name.clone(), call.arguments.clone(), trusted));
+                // A repeated call gets this result again: untrusted ones
+                // inside their data markers, never bare (small models copy
+                // a bare "its result is above" note as their answer).
+                let prev = if output.untrusted {
+                    spotlight(&call.name, &output.content)
+                } else {
+                    output.content.clone()
+                };
+                done.push((call.name.clone(), call.arguments.clone(), Some(prev)));
                 let mut m = Message::new("tool", content);
                 m.name = Some(call.name.clone());
                 m.tool_call_id = Some(call.id.clone());
