@@ -53,14 +53,16 @@ pub struct Finding {
 }
 
 impl Finding {
-    /// A one-line account for the guard log (the URL cut to 80 characters).
+    /// A one-line account for the guard log. It names the host, never the
+    /// URL: the log is shown too, and the URL may hold the data.
     pub fn describe(&self) -> String {
-        let mut url: String = self.url.chars().take(80).collect();
-        if url.len() < self.url.len() {
-            url.push('…');
-        }
         let what = if self.blocked { "removed" } else { "kept" };
-        format!("output filter: {what} {} {url}: {}", self.kind, self.reason)
+        let to = if self.host.is_empty() {
+            String::new()
+        } else {
+            format!(" to {}", short_host(&self.host))
+        };
+        format!("output filter: {what} {}{to}: {}", self.kind, self.reason)
     }
 }
 

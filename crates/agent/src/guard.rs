@@ -24,6 +24,9 @@ pub enum Approval {
     Ask,
 }
 
+/// Asks the user a yes/no question (the CLI: on the terminal).
+pub type Asker = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// What the guard decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {

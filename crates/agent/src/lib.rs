@@ -211,7 +211,7 @@ pub struct Agent {
     /// The output filter for what the user sees (answers, thoughts).
     pub exfil: exfil::Filter,
     /// Asks the user a yes/no question ([`Approval::Ask`]); None: nobody to ask.
-    pub ask: Option<Box<dyn Fn(&str) -> bool + Send + Sync>>,
+    pub ask: Option<guard::Asker>,
 }
 
 impl Agent {

@@ -10,7 +10,7 @@ use llmos_engine::{Engine, GenParams, LoadOptions};
 use llmos_sample::SamplerConfig;
 use llmos_store::Store;
 use llmos_tools::Tool;
-use std::io::Write;
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -19,15 +19,19 @@ pub const AGENT_MODEL: &str = "qwen2.5-coder-0.5b-instruct";
 
 #[derive(Args, Debug, Clone)]
 pub struct AgentArgs {
-    /// Catalog name, .gguf path or URL.
-    #[arg(short, long, default_value = AGENT_MODEL)]
-    pub model: String,
-    /// Most model turns before the run stops without an answer.
-    #[arg(long, default_value_t = 8)]
-    pub max_steps: usize,
-    /// Most tokens generated over the whole run.
-    #[arg(long, default_value_t = 4096)]
-    pub max_tokens: usize,
+    /// Catalog name, .gguf path or URL (default: the profile's, else qwen2.5-coder-0.5b-instruct).
+    #[arg(short, long)]
+    pub model: Option<String>,
+    /// A custom assistant: a profile name ($LLMOS_HOME/profiles/P.toml, or
+    /// built in: docs-helper) or a path to a TOML file. Flags override it.
+    #[arg(long, value_name = "P")]
+    pub profile: Option<String>,
+    /// Most model turns before the run stops without an answer [default: 8].
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Most tokens generated over the whole run [default: 4096].
+    #[arg(long)]
+    pub max_tokens: Option<usize>,
     /// Also print every guard decision.
     #[arg(long)]
     pub trace: bool,
@@ -122,6 +126,8 @@ pub(crate) fn builtin_tools(
 }
 
 pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
+    let (a, profile) = crate::profile::merge(store, a)?;
+    let a = &a;
     let mut tools = builtin_tools(
         &a.files,
         &a.allow_writes,
@@ -129,6 +135,10 @@ pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
         a.no_python,
         &mut |n| eprintln!("note: {n}"),
     )?;
+    if let Some(p) = &profile {
+        tools.retain(|t| p.allows(t.name()));
+        tools.extend(crate::profile::extra_tools(store, p, a.threads)?);
+    }
     // MCP servers' tools: their results are untrusted; names that collide get a prefix.
     let mut specs = Vec::new();
     for c in &a.mcp {
@@ -148,11 +158,21 @@ pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
     )?);
     let mut agent = Agent::new(tools);
     agent.limits = Limits {
-        max_steps: a.max_steps,
-        token_budget: a.max_tokens,
+        max_steps: a.max_steps.unwrap_or(8),
+        token_budget: a.max_tokens.unwrap_or(4096),
         ..Limits::default()
     };
-    agent.approval = Approval::Deny;
+    if let Some(p) = &profile {
+        agent.system_prompt.push_str(&p.prompt());
+    }
+    // A person at the terminal is asked; otherwise side effects after untrusted data are refused.
+    agent.approval = if std::io::stdin().is_terminal() {
+        Approval::Ask
+    } else {
+        Approval::Deny
+    };
+    agent.ask = Some(Box::new(ask_on_terminal));
+    agent.exfil = llmos_agent::exfil::Filter::new(&a.browse);
     let mut memory = match &a.session {
         Some(name) => {
             let m = llmos_agent::memory::Memory::open(crate::session::open(store)?, name)?;
@@ -165,7 +185,8 @@ pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
         None => None,
     };
 
-    let path = store.resolve(&a.model, true, crate::progress())?;
+    let model = a.model.clone().unwrap_or_else(|| AGENT_MODEL.to_string());
+    let path = store.resolve(&model, true, crate::progress())?;
     let engine = Engine::load(
         &path,
         LoadOptions {
@@ -189,15 +210,19 @@ pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
     eprintln!(
         "agent: {} with tools {}",
         path.file_stem()
-            .map_or_else(|| a.model.clone(), |s| s.to_string_lossy().into_owned()),
+            .map_or_else(|| model.clone(), |s| s.to_string_lossy().into_owned()),
         names.join(", ")
     );
 
     let mut out = std::io::stdout().lock();
     let trace = a.trace;
+    let mut step = 0;
     let outcome = agent.run_with(&mut llm, memory.as_mut(), &a.task, &mut |ev| {
         let _ = match ev {
-            Event::Step(n) => writeln!(out, "── step {n}"),
+            Event::Step(n) => {
+                step = n;
+                writeln!(out, "── step {n}")
+            }
             Event::Thought(t) => writeln!(out, "thought: {}", shorten(t)),
             Event::Call { name, arguments } => writeln!(out, "call: {name} {arguments}"),
             Event::Result { name, output } => {
@@ -208,11 +233,17 @@ pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
                 } else {
                     ""
                 };
-                writeln!(
-                    out,
-                    "result of {name}{tag}:\n{}",
-                    indent(&shorten(&output.content))
-                )
+                // What the user sees passes the output filter too.
+                let (shown, found) = agent.exfil.apply(&output.content);
+                for f in found.iter().filter(|f| trace || f.blocked) {
+                    let v = if f.blocked { "REFUSE" } else { "allow" };
+                    let _ = writeln!(
+                        out,
+                        "guard: {v} result of {name} (step {step}): {}",
+                        f.describe()
+                    );
+                }
+                writeln!(out, "result of {name}{tag}:\n{}", indent(&shorten(&shown)))
             }
             // Refusals are always shown; the rest with --trace.
             Event::Guard(d) if trace || d.verdict == Verdict::Refuse => writeln!(out, "{d}"),
@@ -233,4 +264,15 @@ pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
         outcome.end, outcome.steps, outcome.generated_tokens
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Asks on the terminal (stderr, then a line from stdin); only y or yes is a yes.
+fn ask_on_terminal(question: &str) -> bool {
+    eprint!("{question}\nAllow? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        return false;
+    }
+    matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }

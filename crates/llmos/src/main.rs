@@ -8,6 +8,7 @@ mod cli;
 mod info;
 mod mcp;
 mod perplexity;
+mod profile;
 mod rag;
 mod serve;
 mod session;

@@ -103,7 +103,7 @@ pub struct EmbedArgs {
     pub texts: Vec<String>,
 }
 
-fn index_path(store: &Store, name: &str) -> Result<PathBuf> {
+pub(crate) fn index_path(store: &Store, name: &str) -> Result<PathBuf> {
     if name.contains('/') || name.ends_with(".sqlite") {
         return Ok(PathBuf::from(name));
     }
@@ -118,7 +118,7 @@ fn index_path(store: &Store, name: &str) -> Result<PathBuf> {
     Ok(store.root().join("indexes").join(format!("{name}.sqlite")))
 }
 
-fn load_embedder(store: &Store) -> Result<Embedder> {
+pub(crate) fn load_embedder(store: &Store) -> Result<Embedder> {
     let dir = crate::resolve(store, EMBED_MODEL)?;
     Embedder::load(&dir).with_context(|| format!("loading {}", dir.display()))
 }

@@ -120,12 +120,17 @@ impl Search {
             } else {
                 format!(" § {}", c.heading)
             };
-            out.push_str(&format!(
-                "[{}] {}:{}-{}{heading}\n{text}\n\n",
-                i + 1,
+            // The source heads the passage and closes it: small models copy
+            // what sits next to the fact they use.
+            let src = format!(
+                "{}:{}-{}",
                 self.cite_path(&c.path),
                 c.line_start,
                 c.line_end
+            );
+            out.push_str(&format!(
+                "[{}] {src}{heading}\n{text}\n(source: {src})\n\n",
+                i + 1
             ));
         }
         Ok(out.trim_end().to_string())

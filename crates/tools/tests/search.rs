@@ -50,7 +50,7 @@ fn search_returns_cited_untrusted_passages() {
     ingest(
         &mut ix,
         &emb,
-        &[kb.clone()],
+        std::slice::from_ref(&kb),
         &IngestOptions::default(),
         &mut |_| {},
     )
