@@ -153,7 +153,26 @@ impl Shared {
 /// Tokens the summary of a paged-out range may take.
 const SUMMARY_TOKENS: usize = 80;
 /// Characters of one message shown in a recall result.
-const SHOW_CHARS: usize = 700;
+const SHOW_CHARS: usize = 400;
+/// Messages one recall search returns.
+const RECALL_HITS: usize = 3;
+/// The memory tools' names.
+const MEMORY_TOOLS: [&str; 3] = ["recall_search", "archival_insert", "archival_search"];
+
+/// A memory tool's own call or result: searching them finds earlier
+/// searches, not what was said, so `recall_search` leaves them out.
+fn is_memory_meta(s: &Stored) -> bool {
+    let m = &s.message;
+    match m.role.as_str() {
+        "tool" => m.name.as_deref().is_some_and(|n| MEMORY_TOOLS.contains(&n)),
+        "assistant" => {
+            let t = m.content.trim_start();
+            (t.starts_with('{') || t.starts_with("<tool_call>"))
+                && MEMORY_TOOLS.iter().any(|n| t.contains(&format!("\"{n}\"")))
+        }
+        _ => false,
+    }
+}
 
 /// Added to the system prompt of a run in a session.
 pub const SESSION_PROMPT: &str = " This conversation is a long-lived session with memory tools: \
@@ -565,8 +584,12 @@ impl Tool for RecallSearch {
             Ok(q) => q,
             Err(e) => return e,
         };
-        let hits = match self.0.store().search(self.0.session, q, true, 5) {
-            Ok(h) => h,
+        let hits: Vec<Stored> = match self.0.store().search(self.0.session, q, true, 50) {
+            Ok(h) => h
+                .into_iter()
+                .filter(|s| !is_memory_meta(s))
+                .take(RECALL_HITS)
+                .collect(),
             Err(e) => return ToolOutput::error(e.to_string()),
         };
         if hits.is_empty() {
@@ -645,7 +668,11 @@ impl Tool for ArchivalSearch {
             Ok(q) => q,
             Err(e) => return e,
         };
-        let notes = match self.0.store().archival_search(self.0.session, q, 5) {
+        let notes = match self
+            .0
+            .store()
+            .archival_search(self.0.session, q, RECALL_HITS)
+        {
             Ok(n) => n,
             Err(e) => return ToolOutput::error(e.to_string()),
         };

@@ -455,3 +455,43 @@ fn a_writer_killed_mid_write_loses_nothing_it_committed() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(seq, msgs.len() as i64 + 1);
 }
+
+/// Regression: a recall search listed the model's own earlier searches
+/// ("No paged-out message matches ...") above what the user said, and the
+/// longer result no longer fitted the budget.
+#[test]
+fn recall_search_leaves_out_earlier_memory_tool_calls() {
+    let st = RecallStore::in_memory().unwrap_or_else(|e| panic!("{e}"));
+    let mem = Memory::open(st, "s").unwrap_or_else(|e| panic!("{e}"));
+    let call = "<tool_call>\n{\"name\": \"recall_search\", \"arguments\": {\"query\": \"locker code\"}}\n</tool_call>";
+    let mut result = Message::new("tool", "No paged-out message matches \"locker code\".");
+    result.name = Some("recall_search".into());
+    mem.with_store(|st, id| {
+        let msgs = [
+            Message::new("user", "My locker code is 4821."),
+            Message::new("assistant", call),
+            result,
+            Message::new("assistant", "I will remember the locker code."),
+        ];
+        for m in &msgs {
+            st.append(id, 1, m, false).unwrap_or_else(|e| panic!("{e}"));
+        }
+        st.page_out(id, &[1, 2, 3, 4], "note")
+            .unwrap_or_else(|e| panic!("{e}"));
+    });
+    let out = mem
+        .tools()
+        .iter()
+        .find(|t| t.name() == "recall_search")
+        .map(|t| t.call(serde_json::json!({"query": "locker code"})))
+        .unwrap_or_default();
+    assert!(
+        out.content.starts_with("2 paged-out message(s)"),
+        "{}",
+        out.content
+    );
+    assert!(out
+        .content
+        .contains("[turn 1, message #1, user] My locker code is 4821."));
+    assert!(out.content.contains("[turn 1, message #4, assistant]"));
+}

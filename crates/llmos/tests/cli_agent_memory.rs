@@ -12,16 +12,27 @@ use std::path::Path;
 use std::process::Output;
 
 const MODEL: &str = "qwen2.5-coder-0.5b-instruct";
-const CTX: &str = "1024";
+/// The 0.5B model makes the first hop and then repeats it; the 1.5B
+/// follows both (and checks the final value once more, so it needs six
+/// steps: the repeated check is not rerun and the next turn answers).
+const KV_MODEL: &str = "qwen2.5-coder-1.5b-instruct";
+/// The smallest window that holds the prompt with its four tools (~850
+/// tokens) and a few turns; the conversation grows to three times this.
+const CTX: &str = "1536";
+const N_CTX: usize = 1536;
 
 fn agent(home: &Path, m: &Path, session: &str, task: &str) -> Output {
+    agent_steps(home, m, session, task, "4")
+}
+
+fn agent_steps(home: &Path, m: &Path, session: &str, task: &str, steps: &str) -> Output {
     llmos()
         .env("LLMOS_HOME", home)
         .args([
             "agent",
             "--no-python",
             "--max-steps",
-            "4",
+            steps,
             "--ctx",
             CTX,
             "--session",
@@ -100,7 +111,7 @@ fn a_conversation_three_times_the_context_recalls_its_first_turn() {
     ));
     paged.push(first);
     let mut turns = 1;
-    while session_tokens(h, &m, s) < 3 * 1024 {
+    while session_tokens(h, &m, s) < 3 * N_CTX {
         turns += 1;
         assert!(turns < 60, "the conversation does not grow");
         let out = ok(&agent(h, &m, s, &filler(turns)));
@@ -120,7 +131,7 @@ fn a_conversation_three_times_the_context_recalls_its_first_turn() {
         s,
         "What is my locker code? Look it up with recall_search.",
     ));
-    // Every call stayed within its budget: "context: USED/1024".
+    // Every call stayed within its budget: "context: USED/1536".
     for l in all
         .lines()
         .chain(q.lines())
@@ -131,7 +142,7 @@ fn a_conversation_three_times_the_context_recalls_its_first_turn() {
             .next()
             .and_then(|n| n.parse().ok())
             .unwrap_or(usize::MAX);
-        assert!(used <= 1024 - 256, "{l}");
+        assert!(used <= N_CTX - N_CTX / 4, "{l}");
     }
     // Answered through the recall store: the search found the first turn ...
     assert!(q.contains("call: recall_search"), "{q}");
@@ -164,7 +175,7 @@ fn keys(n: usize) -> Vec<String> {
 
 #[test]
 fn nested_key_value_lookup_follows_two_hops_in_archival_memory() {
-    let Some(m) = model(MODEL) else { return };
+    let Some(m) = model(KV_MODEL) else { return };
     let home = tempfile::tempdir().expect("tempdir");
     let h = home.path();
     // 40 pairs; pair i's value is pair i+1's key for the chains starting at 0, 10, 20.
@@ -190,7 +201,7 @@ fn nested_key_value_lookup_follows_two_hops_in_archival_memory() {
              find its value too. Answer with that final value.",
             k[start]
         );
-        let out = ok(&agent(h, &m, &format!("kv{start}"), &task));
+        let out = ok(&agent_steps(h, &m, &format!("kv{start}"), &task, "6"));
         report.push((start, want.clone(), out));
     }
     for (start, want, out) in &report {
@@ -278,9 +289,11 @@ fn a_session_killed_mid_run_resumes_with_everything_it_showed() {
         .output()
         .expect("sessions show");
     let listing = ok(&shown);
-    assert!(
-        listing.contains("── turn 1 #1 user\nwhat is 2**200 / 7, exactly?"),
-        "{listing}"
-    );
+    // (The resumed run may have paged turn 1 out: it is still listed, tagged.)
+    let first = listing
+        .lines()
+        .position(|l| l.starts_with("── turn 1 #1 user"));
+    let next = first.and_then(|i| listing.lines().nth(i + 1));
+    assert_eq!(next, Some("what is 2**200 / 7, exactly?"), "{listing}");
     eprintln!("resumed:\n{out}");
 }
