@@ -180,6 +180,10 @@ recall_search finds earlier messages of this conversation that were paged out of
 archival_insert saves a fact for later and archival_search finds saved facts. \
 When the user asks about something you cannot see in the conversation, search for it before answering.";
 
+/// After a new task in a session with paged-out turns.
+const RECALL_HINT: &str = "(Older messages of this conversation are paged out of your context. \
+If the task asks about something said earlier that you cannot see above, call recall_search first.)";
+
 /// How the memory message introduces itself.
 const MEMORY_HEAD: &str = "Memory: this conversation is longer than your context window. \
 Older messages were paged out to the recall store, where they are kept word for word: \
@@ -266,6 +270,12 @@ impl Memory {
         let m = Message::new("user", task);
         self.record(&mut messages, m, false)?;
         self.task_seq = self.seqs.last().copied().flatten().unwrap_or(0);
+        // Small models attend to what is near the end: the pointer to the
+        // recall store goes after the task too (not stored: it is ours).
+        if !summaries.is_empty() {
+            messages.push(Message::new("system", RECALL_HINT));
+            self.seqs.push(None);
+        }
         Ok(messages)
     }
 
@@ -306,6 +316,18 @@ impl Memory {
         max_turn_tokens: usize,
         on_event: &mut dyn FnMut(Event),
     ) -> Result<Option<Budget>, AgentError> {
+        // The recall hint has done its work once the model has answered it
+        // (small models copy it as their answer when it stays).
+        if let Some(i) = messages
+            .iter()
+            .zip(&self.seqs)
+            .position(|(m, s)| s.is_none() && m.content == RECALL_HINT)
+        {
+            if i + 1 < messages.len() {
+                messages.remove(i);
+                self.seqs.remove(i);
+            }
+        }
         loop {
             let Some(b) = measure(llm, messages, max_turn_tokens)? else {
                 return Ok(None);
