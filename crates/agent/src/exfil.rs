@@ -170,6 +170,10 @@ impl Filter {
             }
             _ => {}
         }
+        // Only what a renderer or a click fetches can carry data away.
+        if !["http", "https", "ftp", "ws", "wss", "mailto"].contains(&u.scheme.as_str()) {
+            return pass(&u.host, "not a web URL");
+        }
         if u.host.is_empty() {
             return if u.query.is_empty() {
                 pass("", "no host")
@@ -811,6 +815,13 @@ mod tests {
             "{}",
             found[1].describe()
         );
+    }
+
+    /// Found by docs-helper: a documented database URL is not a web link.
+    #[test]
+    fn non_web_schemes_pass() {
+        assert_kept("llmos ingest --vector-store postgres://llmos@db:5432/rag?sslmode=require");
+        assert_kept("ssh://git@example.com/repo.git and file:///etc/hosts");
     }
 
     #[test]

@@ -508,6 +508,10 @@ pub struct EngineLlm<'e> {
     tools_json: Value,
     template_takes_tools: bool,
     cancel: &'e AtomicBool,
+    /// A tool the first turn of a task must call (the turn right after the
+    /// user's message), e.g. `search` for an assistant that answers from its
+    /// knowledge: small models otherwise answer from memory. None: `auto`.
+    pub first_call: Option<String>,
 }
 
 impl<'e> EngineLlm<'e> {
@@ -541,6 +545,7 @@ impl<'e> EngineLlm<'e> {
             tools_json: agent.tools_json(),
             template_takes_tools,
             cancel,
+            first_call: None,
         })
     }
 
@@ -619,11 +624,17 @@ impl Llm for EngineLlm<'_> {
         let prompt = self.engine.encode_prompt(&text, true);
         let mut params = self.params.clone();
         params.max_tokens = Some(max_tokens);
+        let first = self.first_call.is_some() && messages.last().is_some_and(|m| m.role == "user");
         let out = if tools {
             let spec = ConstraintSpec::ToolCalls {
                 tools: self.tools.clone(),
-                choice: ToolChoice::Auto,
-                parallel: true,
+                choice: if first {
+                    ToolChoice::Named(self.first_call.clone().unwrap_or_default())
+                } else {
+                    ToolChoice::Auto
+                },
+                // One forced call, not a run of them.
+                parallel: !first,
             };
             let mut grammar = Constraint::new(&self.vocab, &spec)?;
             self.engine.generate_constrained(

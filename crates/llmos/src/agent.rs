@@ -206,6 +206,10 @@ pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
     };
     let cancel = crate::cancel_flag()?;
     let mut llm = EngineLlm::new(&engine, &agent, params, a.ctx, &cancel)?;
+    // An assistant with knowledge looks it up before answering.
+    if profile.as_ref().is_some_and(|p| p.allows("search")) {
+        llm.first_call = Some("search".into());
+    }
     let names: Vec<&str> = agent.tools.iter().map(|t| t.name()).collect();
     eprintln!(
         "agent: {} with tools {}",

@@ -57,7 +57,7 @@ fn profile_answers_from_its_knowledge_with_a_citation() {
         &format!(
             r#"name = "ops-notes"
 description = "the team's infrastructure notes"
-instructions = "Call the search tool with the question. Then answer from the passages, and cite the source (path:line) written above the passage you used."
+instructions = "Call the search tool with the question. Then answer in the form: According to path:line, answer. Take path:line from the header of the passage you used."
 model = "{}"
 tools = ["search"]
 knowledge = ["{}"]
