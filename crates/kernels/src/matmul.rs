@@ -177,15 +177,15 @@ pub struct MatmulScratch {
 /// A pointer to `y` that pool tasks may share; each task writes only its own
 /// elements.
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
+pub(crate) struct OutPtr(pub(crate) *mut f32);
 
 impl OutPtr {
     /// A method (not the field) so closures capture the whole `Sync` wrapper.
-    fn get(self) -> *mut f32 {
+    pub(crate) fn get(self) -> *mut f32 {
         self.0
     }
 }
-// SAFETY: tasks write disjoint elements (see `matmul`), and f32 is Send.
+// SAFETY: tasks write disjoint elements (see `matmul`, `sgemm`), and f32 is Send.
 unsafe impl Send for OutPtr {}
 // SAFETY: as above.
 unsafe impl Sync for OutPtr {}

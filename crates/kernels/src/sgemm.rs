@@ -11,6 +11,7 @@
 //!
 //! [`sgemm_scalar`] is the plain reference; the test compares the two.
 
+use crate::matmul::OutPtr;
 use crate::pool::ThreadPool;
 
 /// Rows per packed panel (one zmm of f32 outputs).
@@ -83,18 +84,6 @@ pub fn sgemm_scalar(w: &PackedF32, x: &[f32], n: usize, y: &mut [f32]) {
         }
     }
 }
-
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-impl OutPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-// SAFETY: tasks write disjoint (token, row) blocks of `y`.
-unsafe impl Send for OutPtr {}
-// SAFETY: as above.
-unsafe impl Sync for OutPtr {}
 
 /// `y (n, rows) = x (n, cols) · Wᵀ`, split over the pool. Equals
 /// [`sgemm_scalar`] up to float reassociation (the SIMD path accumulates
