@@ -9,10 +9,12 @@
 
 use crate::config::Config;
 use crate::EmbedError;
+use llmos_kernels::amx::{self, PackedBf16};
 use llmos_kernels::matmul::{matmul, MatmulScratch, QMatrix};
 use llmos_kernels::par::for_each_chunk_mut;
 use llmos_kernels::pool::ThreadPool;
 use llmos_kernels::sgemm::{encoder_attention, sgemm, PackedF32};
+use llmos_kernels::vecops;
 use llmos_kernels::{quant, GgmlType};
 use safetensors::{Dtype, SafeTensors};
 
@@ -27,12 +29,28 @@ pub enum WeightFormat {
     F16,
     /// Quantized to q8_0 at load (integer dots, VNNI GEMM where available).
     Q8_0,
+    /// Rounded to bf16 at load and multiplied on AMX tiles, activations
+    /// rounded to bf16 per GEMM, sums in f32 ([`llmos_kernels::amx`]). On a
+    /// CPU without AMX the layers load as [`WeightFormat::F32`].
+    Bf16,
+}
+
+impl WeightFormat {
+    /// The fastest format that keeps embeddings within the parity bar:
+    /// [`WeightFormat::Bf16`] where AMX runs, else [`WeightFormat::F32`].
+    pub fn best() -> WeightFormat {
+        if amx::available() {
+            WeightFormat::Bf16
+        } else {
+            WeightFormat::F32
+        }
+    }
 }
 
 impl WeightFormat {
     fn ggml(self) -> GgmlType {
         match self {
-            WeightFormat::F32 => GgmlType::F32,
+            WeightFormat::F32 | WeightFormat::Bf16 => GgmlType::F32,
             WeightFormat::F16 => GgmlType::F16,
             WeightFormat::Q8_0 => GgmlType::Q8_0,
         }
@@ -50,6 +68,8 @@ pub(crate) struct Linear {
     b: Vec<f32>,
     /// f32 weights packed for the f32 GEMM (then `w` is empty).
     packed: Option<PackedF32>,
+    /// bf16 weights packed for the AMX GEMM (then `w` is empty).
+    tiles: Option<PackedBf16>,
 }
 
 impl Linear {
@@ -177,20 +197,25 @@ fn linear(
         cols,
         b,
         packed: None,
+        tiles: None,
     };
     // Checks the sizes and that the kernels take this type.
     QMatrix::new(l.ty, &l.w, l.rows, l.cols).map_err(|e| EmbedError::Tensor {
         name: format!("{p}{}", names[0]),
         what: e.to_string(),
     })?;
-    if fmt == WeightFormat::F32 {
+    if matches!(fmt, WeightFormat::F32 | WeightFormat::Bf16) {
         // f32 rows are plain little-endian floats: pack them for the GEMM
         // and drop the row copy.
         let rows_f32: Vec<f32> =
             l.w.chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect();
-        l.packed = Some(PackedF32::pack(&rows_f32, l.rows, l.cols));
+        if fmt == WeightFormat::Bf16 && amx::available() {
+            l.tiles = Some(PackedBf16::pack(&rows_f32, &l.b, l.rows, l.cols));
+        } else {
+            l.packed = Some(PackedF32::pack(&rows_f32, l.rows, l.cols));
+        }
         l.w = Vec::new();
     }
     Ok(l)
@@ -294,23 +319,11 @@ pub(crate) struct Seq<'a> {
     pub type_ids: &'a [u32],
 }
 
-/// `x = LayerNorm(x) * w + b` per row of width `w.len()` (f64 statistics;
-/// PyTorch's f32 kernel uses Welford, both are far inside the tolerance).
+/// `x = LayerNorm(x) * w + b` per row, rows split over the pool.
 fn layer_norm_rows(pool: &ThreadPool, x: &mut [f32], ln: &LayerNorm, eps: f32) {
     let d = ln.w.len();
     for_each_chunk_mut(pool, x, d * 16, |_, rows| {
-        for row in rows.chunks_exact_mut(d) {
-            let mean = row.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
-            let var = row
-                .iter()
-                .map(|&v| (v as f64 - mean) * (v as f64 - mean))
-                .sum::<f64>()
-                / d as f64;
-            let rstd = 1.0 / (var + eps as f64).sqrt();
-            for ((v, &w), &b) in row.iter_mut().zip(&ln.w).zip(&ln.b) {
-                *v = ((*v as f64 - mean) * rstd) as f32 * w + b;
-            }
-        }
+        vecops::layer_norm_rows(rows, &ln.w, &ln.b, eps);
     });
 }
 
@@ -324,47 +337,14 @@ fn linear_forward(
     mm: &mut MatmulScratch,
 ) {
     let y = &mut y[..t * l.rows];
-    match &l.packed {
-        Some(p) => sgemm(pool, p, &x[..t * l.cols], t, y),
-        None => matmul(pool, &l.view(), x, t, y, mm),
+    match (&l.tiles, &l.packed) {
+        (Some(p), _) => return amx::gemm(pool, p, &x[..t * l.cols], t, y), // bias included
+        (None, Some(p)) => sgemm(pool, p, &x[..t * l.cols], t, y),
+        (None, None) => matmul(pool, &l.view(), x, t, y, mm),
     }
     for_each_chunk_mut(pool, y, l.rows * 16, |_, rows| {
-        for row in rows.chunks_exact_mut(l.rows) {
-            for (v, &b) in row.iter_mut().zip(&l.b) {
-                *v += b;
-            }
-        }
+        vecops::add_bias_rows(rows, &l.b);
     });
-}
-
-/// BERT's GELU: `x/2 · (1 + erf(x/√2))`.
-#[inline]
-fn gelu_erf(x: f32) -> f32 {
-    0.5 * x * (1.0 + erf_fast(x * std::f32::consts::FRAC_1_SQRT_2))
-}
-
-/// erf as a rational function of odd/even polynomials on [-4, 4] (outside,
-/// erf is ±1 in f32): the approximation Eigen and XLA use for f32
-/// (`generic_fast_erf_float`), within a few ULP of libm's `erff`. No calls
-/// and no branches, so the GELU loop vectorises; `libm::erff` was 15% of
-/// embedding time.
-#[inline]
-fn erf_fast(x: f32) -> f32 {
-    let x = x.clamp(-4.0, 4.0);
-    let x2 = x * x;
-    let mut p = -2.726_142_3e-10_f32;
-    p = p.mul_add(x2, 2.770_681_4e-8);
-    p = p.mul_add(x2, -2.101_024e-6);
-    p = p.mul_add(x2, -5.692_506_4e-5);
-    p = p.mul_add(x2, -7.349_906_3e-4);
-    p = p.mul_add(x2, -2.954_6e-3);
-    p = p.mul_add(x2, -1.609_603_3e-2);
-    let mut q = -1.456_607_2e-5_f32;
-    q = q.mul_add(x2, -2.133_740_6e-4);
-    q = q.mul_add(x2, -1.682_827e-3);
-    q = q.mul_add(x2, -7.373_329e-3);
-    q = q.mul_add(x2, -1.426_474e-2);
-    x * p / q
 }
 
 /// Runs the encoder over a packed batch and writes each text's pooled
@@ -437,7 +417,7 @@ pub(crate) fn forward(
         let ff = layer.up.rows;
         linear_forward(pool, &layer.up, &s.x, t, &mut s.hidden, &mut s.mm);
         for_each_chunk_mut(pool, &mut s.hidden[..t * ff], ff * 16, |_, c| {
-            c.iter_mut().for_each(|v| *v = gelu_erf(*v));
+            vecops::gelu_erf_inplace(c);
         });
         linear_forward(pool, &layer.down, &s.hidden, t, &mut s.proj, &mut s.mm);
         llmos_kernels::ops::add_inplace(&mut s.x[..t * d], &s.proj[..t * d]);
@@ -464,24 +444,14 @@ pub(crate) fn forward(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
+    /// The encoder's erf (in the kernels, which have no libm) against libm.
     #[test]
-    fn erf_fast_matches_libm() {
+    fn kernel_erf_matches_libm() {
         let mut worst = 0f32;
-        for i in -8000..=8000 {
-            let x = i as f32 * 1e-3;
-            worst = worst.max((erf_fast(x) - libm::erff(x)).abs());
+        for i in -60_000..=60_000 {
+            let x = i as f32 * 1e-4;
+            worst = worst.max((llmos_kernels::vecops::erf(x) - libm::erff(x)).abs());
         }
-        assert!(worst < 1e-6, "max |erf_fast - erff| = {worst}");
-    }
-
-    #[test]
-    fn gelu_erf_matches_known_values() {
-        // torch.nn.functional.gelu(torch.tensor([-3., -1., 0., 0.5, 2.]))
-        let want = [-0.004049694, -0.15865526, 0.0, 0.34573123, 1.9544997];
-        for (x, w) in [-3.0f32, -1.0, 0.0, 0.5, 2.0].iter().zip(want) {
-            assert!((gelu_erf(*x) - w).abs() < 1e-6, "gelu({x})");
-        }
+        assert!(worst < 1e-6, "worst |erf - erff| = {worst}");
     }
 }

@@ -108,7 +108,7 @@ impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             threads: 0,
-            format: WeightFormat::F32,
+            format: WeightFormat::best(),
         }
     }
 }

@@ -14,6 +14,7 @@
 //! - `ops`: f32 element-wise and row ops (rmsnorm, softmax, rope, activations).
 #![allow(unsafe_code)]
 
+pub mod amx;
 pub mod attn;
 pub mod matmul;
 pub mod ops;
@@ -22,5 +23,6 @@ pub mod pool;
 pub mod quant;
 pub mod sgemm;
 pub mod simd;
+pub mod vecops;
 
 pub use llmos_gguf::GgmlType;

@@ -215,10 +215,7 @@ pub fn encoder_attention(
         }
         let mut p = vec![0f32; len * len];
         sgemm_serial(&PackedF32::pack(&k, len, hd), &q, len, &mut p);
-        for row in p.chunks_exact_mut(len) {
-            row.iter_mut().for_each(|v| *v *= scale);
-            crate::ops::softmax(row);
-        }
+        crate::vecops::softmax_rows(&mut p, len, scale);
         let mut ctx = vec![0f32; len * hd];
         sgemm_serial(&PackedF32::pack(&vt, hd, len), &p, len, &mut ctx);
         for (i, row) in ctx.chunks_exact(hd).enumerate() {
