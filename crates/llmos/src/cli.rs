@@ -159,6 +159,13 @@ pub struct ServeArgs {
     /// (repeatable; e.g. all-minilm-l6-v2).
     #[arg(long = "embedding-model")]
     pub embedding_models: Vec<String>,
+    /// Do not constrain tool calls with a grammar: `tools` still reach the
+    /// prompt and `<tool_call>` blocks are parsed from free text (as
+    /// llama.cpp and Ollama do without a grammar); a malformed block is
+    /// returned as content, with no tool call. For comparisons such as
+    /// bench/bfcl; `response_format` is still enforced.
+    #[arg(long)]
+    pub no_tool_grammar: bool,
 }
 
 #[derive(Args, Debug, Clone)]

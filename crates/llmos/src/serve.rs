@@ -47,6 +47,7 @@ pub fn run(store: &Store, a: &ServeArgs) -> Result<ExitCode> {
             step_tokens: a.step_tokens,
             queue: a.queue,
         },
+        tool_grammar: !a.no_tool_grammar,
     };
     let mut embedders = Vec::new();
     for spec in &a.embedding_models {

@@ -22,8 +22,9 @@ pub fn tool_defs(tools: Option<&Value>) -> Vec<ToolDef> {
         .unwrap_or_default()
 }
 
-/// What the output must be, if anything.
-fn spec(job: &ChatJob) -> Option<ConstraintSpec> {
+/// What the output must be, if anything. Without `tool_grammar` only
+/// `response_format` constrains; tool calls are then read from free text.
+fn spec(job: &ChatJob, tool_grammar: bool) -> Option<ConstraintSpec> {
     match &job.format {
         Format::JsonObject => return Some(ConstraintSpec::JsonObject),
         Format::JsonSchema { schema, strict } => {
@@ -33,6 +34,9 @@ fn spec(job: &ChatJob) -> Option<ConstraintSpec> {
             })
         }
         Format::Text => {}
+    }
+    if !tool_grammar {
+        return None;
     }
     let choice = match &job.tool_mode {
         ToolMode::None => return None,
@@ -47,15 +51,17 @@ fn spec(job: &ChatJob) -> Option<ConstraintSpec> {
     })
 }
 
-/// A fresh grammar state for one sequence of `job`, or None for free text.
+/// A fresh grammar state for one sequence of `job`, or None for free text
+/// (also for tools when `tool_grammar` is off: `llmos serve --no-tool-grammar`).
 ///
 /// # Errors
 /// A 400 when the schema or tools cannot be compiled.
 pub fn for_chat(
     m: &ModelEntry,
     job: &ChatJob,
+    tool_grammar: bool,
 ) -> Result<Option<Box<dyn TokenConstraint>>, ApiError> {
-    let Some(spec) = spec(job) else {
+    let Some(spec) = spec(job, tool_grammar) else {
         return Ok(None);
     };
     let param = if job.format == Format::Text {
@@ -99,4 +105,66 @@ pub fn parse_tool_calls(
 /// in the system message, in the format the parser reads.
 pub fn tools_prompt(tools: Option<&Value>) -> String {
     llmos_grammar::render_tools_prompt(&tool_defs(tools))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{parse_json, validate_chat, Limits};
+
+    const WEATHER: &str = r#"[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}]"#;
+
+    fn job(extra: &str) -> ChatJob {
+        let body = format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"hi"}}],"tools":{WEATHER}{extra}}}"#
+        );
+        validate_chat(parse_json(body.as_bytes()).unwrap(), &Limits::default()).unwrap()
+    }
+
+    #[test]
+    fn no_tool_grammar_leaves_tools_unconstrained_in_every_mode() {
+        for extra in [
+            "",
+            r#","tool_choice":"required""#,
+            r#","tool_choice":{"type":"function","function":{"name":"get_weather"}}"#,
+        ] {
+            let j = job(extra);
+            assert!(
+                matches!(spec(&j, true), Some(ConstraintSpec::ToolCalls { .. })),
+                "{extra}"
+            );
+            assert!(spec(&j, false).is_none(), "{extra}");
+        }
+        // response_format is still enforced without the tool grammar.
+        let j = job(r#","response_format":{"type":"json_object"}"#);
+        assert!(matches!(spec(&j, false), Some(ConstraintSpec::JsonObject)));
+    }
+
+    #[test]
+    fn free_text_calls_parse_and_malformed_ones_stay_content() {
+        let j = job("");
+        let tools = j.tools.as_ref();
+        let (content, calls) = parse_tool_calls(
+            "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>",
+            tools,
+        );
+        assert_eq!(content, None);
+        assert_eq!(calls.len(), 1);
+        assert_eq!(
+            (calls[0].1.as_str(), calls[0].2.as_str()),
+            ("get_weather", r#"{"city":"Oslo"}"#)
+        );
+        // What an unconstrained model writes when it goes wrong: cut off
+        // mid-JSON, single quotes, an unknown tool, a second block broken.
+        for bad in [
+            "<tool_call>\n{\"name\": \"get_weather\", \"argu",
+            "<tool_call>\n{'name': 'get_weather', 'arguments': {'city': 'Oslo'}}\n</tool_call>",
+            "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>",
+            "<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"A\"}}</tool_call>\n<tool_call>{\"name\": }</tool_call>",
+        ] {
+            let (content, calls) = parse_tool_calls(bad, tools);
+            assert!(calls.is_empty(), "{bad}");
+            assert_eq!(content.as_deref(), Some(bad.trim()), "{bad}");
+        }
+    }
 }

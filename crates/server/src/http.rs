@@ -383,7 +383,7 @@ async fn chat_inner(
         jobs.push(Job {
             prompt: prompt.clone(),
             max_tokens,
-            constraint: constrain::for_chat(m, &job)?,
+            constraint: constrain::for_chat(m, &job, st.tool_grammar)?,
         });
     }
     let rx = submit(st, m, jobs, &job.gen)?;

@@ -61,6 +61,12 @@ pub struct ServerConfig {
     pub max_connections: usize,
     pub limits: api::Limits,
     pub batch: BatchConfig,
+    /// Constrain tool calls with a grammar (the default). When false, `tools`
+    /// only reach the prompt: the model writes freely and `<tool_call>`
+    /// blocks are parsed from its text, as llama.cpp and Ollama do without a
+    /// grammar (a malformed block stays content). `response_format` is
+    /// still enforced. For measuring what the grammar buys.
+    pub tool_grammar: bool,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +80,7 @@ impl Default for ServerConfig {
             max_connections: 256,
             limits: api::Limits::default(),
             batch: BatchConfig::default(),
+            tool_grammar: true,
         }
     }
 }
@@ -93,6 +100,8 @@ pub(crate) struct AppState {
     /// Served by `/v1/embeddings`.
     pub embedders: Vec<embed::EmbedEntry>,
     pub limits: api::Limits,
+    /// [`ServerConfig::tool_grammar`].
+    pub tool_grammar: bool,
     pub api_key: Option<String>,
     pub metrics: metrics::Metrics,
     pub started: Instant,
@@ -219,6 +228,7 @@ pub fn serve_with_embedders(
             .map(|(name, embedder)| embed::EmbedEntry { name, embedder })
             .collect(),
         limits: cfg.limits,
+        tool_grammar: cfg.tool_grammar,
         api_key: cfg.api_key.clone().filter(|k| !k.is_empty()),
         metrics: metrics::Metrics::default(),
         started: Instant::now(),
