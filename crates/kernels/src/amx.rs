@@ -13,8 +13,9 @@
 //! Layout. Tile B of `tdpbf16ps` holds 16 rows of k pairs × 16 outputs:
 //! `B[kp][2 n + j] = W[n][2 kp + j]`. [`PackedBf16`] stores W as such 1 KiB
 //! tiles, (32-row block, 32-column block) by (32-row block, …), rows and
-//! columns padded with zeros to multiples of 32. x is converted to a bf16
-//! row-major copy padded the same way, which is tile A as it is.
+//! columns padded with zeros to multiples of 32. x is converted per call to
+//! bf16 A tiles (16 tokens × 32 columns, contiguous), so every tile load
+//! reads 1 KiB in a row on both sides.
 //!
 //! Kernel: each task is 32 tokens × 32 outputs, four C tiles (tmm0–3) fed
 //! by two A tiles (tmm4–5) and two B tiles (tmm6–7) per 32 columns. The
@@ -191,14 +192,19 @@ pub fn gemm(pool: &ThreadPool, w: &PackedBf16, x: &[f32], n: usize, y: &mut [f32
     }
     let n_p = n.next_multiple_of(BLOCK);
     let cols_p = w.cols_p;
+    // x as bf16 in A-tile order: per group of 16 tokens, per 32 columns, a
+    // 16 × 32 tile, so every tile load reads 1 KiB in a row.
+    let kbs = cols_p / 32;
     let mut a = vec![0u16; n_p * cols_p];
-    crate::par::for_each_chunk_mut(pool, &mut a[..n * cols_p], cols_p * 64, |i, part| {
-        let t0 = i * 64;
-        for (j, row) in part.chunks_exact_mut(cols_p).enumerate() {
-            let t = t0 + j;
-            round_row(&x[t * cols..(t + 1) * cols], &mut row[..cols]);
-        }
-    });
+    crate::par::for_each_chunk_mut(
+        pool,
+        &mut a[..n.div_ceil(16) * 16 * cols_p],
+        16 * cols_p,
+        |g, tiles| {
+            let rows = (n - g * 16).min(16);
+            round_group(&x[g * 16 * cols..(g * 16 + rows) * cols], cols, kbs, tiles);
+        },
+    );
     let t_blocks = n_p / BLOCK;
     let r_blocks = w.rows_p / BLOCK;
     let out = OutPtr(y.as_mut_ptr());
@@ -225,26 +231,34 @@ pub fn gemm(pool: &ThreadPool, w: &PackedBf16, x: &[f32], n: usize, y: &mut [f32
 /// tokens is reused across them while it sits in L1.
 const R_GROUP: usize = 4;
 
+/// Rounds `x` (up to 16 rows of `cols`) to bf16 into `tiles` (`kbs` A
+/// tiles of 16 × 32, zero padded).
 #[inline(always)]
-fn round_row_ref(x: &[f32], out: &mut [u16]) {
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = to_bf16(v);
+fn round_group_ref(x: &[f32], cols: usize, kbs: usize, tiles: &mut [u16]) {
+    for (tt, row) in x.chunks_exact(cols).enumerate() {
+        for kb in 0..kbs {
+            let src = &row[(kb * 32).min(cols)..((kb + 1) * 32).min(cols)];
+            let dst = &mut tiles[kb * 512 + tt * 32..][..src.len()];
+            for (o, &v) in dst.iter_mut().zip(src) {
+                *o = to_bf16(v);
+            }
+        }
     }
 }
 
-fn round_row(x: &[f32], out: &mut [u16]) {
+fn round_group(x: &[f32], cols: usize, kbs: usize, tiles: &mut [u16]) {
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
-        unsafe fn v512(x: &[f32], out: &mut [u16]) {
-            round_row_ref(x, out)
+        unsafe fn v512(x: &[f32], cols: usize, kbs: usize, tiles: &mut [u16]) {
+            round_group_ref(x, cols, kbs, tiles)
         }
         if crate::simd::best_level() == crate::simd::SimdLevel::Avx512Vnni {
             // SAFETY: best_level only reports what the CPU has.
-            return unsafe { v512(x, out) };
+            return unsafe { v512(x, cols, kbs, tiles) };
         }
     }
-    round_row_ref(x, out)
+    round_group_ref(x, cols, kbs, tiles)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -317,7 +331,6 @@ mod x86 {
     ) {
         let cols_p = w.cols_p;
         let kbs = cols_p / 32;
-        let a_stride = cols_p * 2;
         let a0 = a[t0 * cols_p..].as_ptr();
         let a1 = a[(t0 + 16) * cols_p..].as_ptr();
         let mut c = [0f32; 4 * 256];
@@ -339,9 +352,9 @@ mod x86 {
             } else {
                 (c.as_mut_ptr(), 32 * 4)
             };
-            // SAFETY: the loads read 16 rows of 64 bytes inside `a` (rows
-            // t0..t0+32, columns kb·32..+32 < cols_p), inside one 1 KiB tile
-            // of `w.data`, or one bias tile; the stores write 16 rows of 64
+            // SAFETY: the loads read one 1 KiB tile of `a` (token groups
+            // t0/16 and t0/16 + 1, column block kb < cols_p / 32), of
+            // `w.data`, or one bias tile; the stores write 16 rows of 64
             // bytes at dst (this task's block of y, or `c`, 32 × 32 floats).
             unsafe {
                 asm!(
@@ -350,16 +363,16 @@ mod x86 {
                     "tileloadd tmm2, [{bias0} + {s64}*1]",
                     "tileloadd tmm3, [{bias1} + {s64}*1]",
                     "2:",
-                    "tileloadd tmm4, [{a0} + {astr}*1]",
-                    "tileloadd tmm5, [{a1} + {astr}*1]",
+                    "tileloadd tmm4, [{a0} + {s64}*1]",
+                    "tileloadd tmm5, [{a1} + {s64}*1]",
                     "tileloadd tmm6, [{b0} + {s64}*1]",
                     "tileloadd tmm7, [{b1} + {s64}*1]",
                     "tdpbf16ps tmm0, tmm4, tmm6",
                     "tdpbf16ps tmm1, tmm4, tmm7",
                     "tdpbf16ps tmm2, tmm5, tmm6",
                     "tdpbf16ps tmm3, tmm5, tmm7",
-                    "add {a0}, 64",
-                    "add {a1}, 64",
+                    "add {a0}, 1024",
+                    "add {a1}, 1024",
                     "add {b0}, 1024",
                     "add {b1}, 1024",
                     "dec {k}",
@@ -373,7 +386,6 @@ mod x86 {
                     b0 = inout(reg) b0 => _,
                     b1 = inout(reg) b1 => _,
                     k = inout(reg) kbs => _,
-                    astr = in(reg) a_stride,
                     s64 = in(reg) 64usize,
                     bias0 = in(reg) bias0,
                     bias1 = in(reg) bias1,
