@@ -13,6 +13,20 @@
 //! at growing sizes, to find where exact search stops being fast.
 //!
 //! Prints Markdown rows (the BENCHMARKS.md "Retrieval" section quotes them).
+//!
+//! Exact against HNSW, without a model:
+//!
+//!     cargo run --release -p llmos-rag --example search_latency -- \
+//!         --hnsw [--from INDEX.sqlite] [--ef 32,64,96,128] N...
+//!
+//! For each N it writes an index of N vectors to a temp directory: random
+//! unit vectors, or with `--from` real embeddings: the index's own vectors
+//! while N fits in it, else perturbed copies of them as above (queries are
+//! perturbed copies too). Then it times: opening the exact
+//! store (every vector read from SQLite), the exact top-10 search, building
+//! the HNSW sidecar, opening it again (current, so memory-mapped), and its
+//! top-10 search with recall@10 against the exact answers at each `ef`.
+//! Waits while /tmp/llmos-quiet exists (someone else is benchmarking).
 
 use llmos_rag::{Chunk, Index, Mode, Retriever, VectorStore};
 use std::path::Path;
@@ -112,6 +126,9 @@ fn time_queries(r: &Retriever, questions: &[String], label: &str) -> Res<()> {
 
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--hnsw") {
+        return hnsw_main(&args[1..]);
+    }
     if args.len() < 3 {
         return Err(
             "usage: search_latency INDEX.sqlite MODEL_DIR QUESTIONS.jsonl [SCALE...]".into(),
@@ -186,6 +203,162 @@ fn main() -> Res<()> {
             percentile(&ms, 0.5),
             percentile(&ms, 0.99)
         );
+    }
+    Ok(())
+}
+
+/// Sleeps while another benchmark holds the machine.
+fn wait_quiet() {
+    while Path::new("/tmp/llmos-quiet").exists() {
+        eprintln!("waiting: /tmp/llmos-quiet exists");
+        std::thread::sleep(std::time::Duration::from_secs(20));
+    }
+}
+
+fn hnsw_main(args: &[String]) -> Res<()> {
+    let mut from: Option<String> = None;
+    let mut efs: Vec<usize> = vec![32, 64, 96, 128, 256];
+    let mut sizes: Vec<usize> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--from" => from = Some(it.next().ok_or("--from needs a file")?.clone()),
+            "--ef" => {
+                efs = it
+                    .next()
+                    .ok_or("--ef needs a list")?
+                    .split(',')
+                    .map(|s| s.parse())
+                    .collect::<Result<_, _>>()?
+            }
+            n => sizes.push(n.parse()?),
+        }
+    }
+    if sizes.is_empty() {
+        sizes = vec![100_000, 300_000, 1_000_000];
+    }
+    let dim = 384;
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    // Base vectors: the given index's, or none (random unit vectors).
+    let base: Vec<Vec<f32>> = match &from {
+        Some(p) => {
+            let ix = Index::open(Path::new(p))?;
+            let ids = ix.chunk_ids()?;
+            ix.vectors(&ids, dim)?.into_iter().map(|(_, v)| v).collect()
+        }
+        None => Vec::new(),
+    };
+    let sample = |rng: &mut Rng| -> Vec<f32> {
+        let mut v: Vec<f32> = if base.is_empty() {
+            (0..dim).map(|_| rng.next_f32()).collect()
+        } else {
+            let b = &base[(rng.0 % base.len() as u64) as usize];
+            b.iter().map(|x| x + 0.05 * rng.next_f32()).collect()
+        };
+        normalise(&mut v);
+        v
+    };
+    let data = if from.is_some() {
+        "perturbed copies of the index's vectors"
+    } else {
+        "random unit vectors"
+    };
+    let params = llmos_rag::HnswParams::default();
+    println!(
+        "{data}, dim {dim}, top 10, HNSW M={} efConstruction={} (f16)",
+        params.connectivity, params.ef_add
+    );
+    println!();
+    println!("| vectors | exact open s | exact p50 ms | exact p99 ms | HNSW build s | HNSW open ms | sidecar MB | ef | HNSW p50 ms | HNSW p99 ms | recall@10 |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &n in &sizes {
+        wait_quiet();
+        let dir = std::env::temp_dir().join(format!("llmos-hnsw-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("bench.sqlite");
+        let t = Instant::now();
+        {
+            let mut ix = Index::open(&path)?;
+            ix.bind_model("bench", dim)?;
+            let mut done = 0;
+            while done < n {
+                let m = (n - done).min(1000);
+                let chunks: Vec<Chunk> = (0..m)
+                    .map(|i| Chunk {
+                        text: format!("chunk {}", done + i),
+                        heading: String::new(),
+                        line_start: 1,
+                        line_end: 1,
+                    })
+                    .collect();
+                // Up to its size, the base index's own vectors as they are.
+                let vectors: Vec<Vec<f32>> = (done..done + m)
+                    .map(|i| match base.get(i) {
+                        Some(v) if n <= base.len() => v.clone(),
+                        _ => sample(&mut rng),
+                    })
+                    .collect();
+                let p = format!("/bench/{done}");
+                ix.put_document(&p, &p, "text", 0, &chunks, &vectors)?;
+                done += m;
+            }
+        }
+        eprintln!("{n}: index written in {:.1}s", t.elapsed().as_secs_f64());
+        let queries: Vec<Vec<f32>> = (0..200).map(|_| sample(&mut rng)).collect();
+        let ix = Index::open(&path)?;
+
+        wait_quiet();
+        let t = Instant::now();
+        let exact = ix.load_vectors(dim)?;
+        let exact_open = t.elapsed().as_secs_f64();
+        let mut truth = Vec::new();
+        let mut ms = Vec::new();
+        for q in &queries {
+            let t = Instant::now();
+            let hits = exact.search(q, 10)?;
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+            truth.push(hits.into_iter().map(|h| h.0).collect::<Vec<i64>>());
+        }
+        ms.sort_by(f64::total_cmp);
+        let (e50, e99) = (percentile(&ms, 0.5), percentile(&ms, 0.99));
+        drop(exact);
+
+        wait_quiet();
+        let t = Instant::now();
+        drop(llmos_rag::HnswStore::open(&ix, dim, params)?);
+        let build = t.elapsed().as_secs_f64();
+        // Drop the page cache's copy? No: a searched index is warm; the open
+        // time below is what a second search process pays.
+        let t = Instant::now();
+        let mut hnsw = llmos_rag::HnswStore::open(&ix, dim, params)?;
+        let open_ms = t.elapsed().as_secs_f64() * 1e3;
+        assert!(hnsw.is_viewed(), "a current sidecar is mapped");
+        let mb = std::fs::metadata(hnsw.path())?.len() as f64 / 1e6;
+        for &ef in &efs {
+            wait_quiet();
+            hnsw.set_ef_search(ef);
+            for q in queries.iter().take(20) {
+                std::hint::black_box(hnsw.search(q, 10)?);
+            }
+            let mut ms = Vec::new();
+            let mut found = 0;
+            for (q, want) in queries.iter().zip(&truth) {
+                let t = Instant::now();
+                let hits = hnsw.search(q, 10)?;
+                ms.push(t.elapsed().as_secs_f64() * 1e3);
+                found += hits.iter().filter(|h| want.contains(&h.0)).count();
+            }
+            ms.sort_by(f64::total_cmp);
+            println!(
+                "| {n} | {exact_open:.2} | {e50:.1} | {e99:.1} | {build:.1} | {open_ms:.0} | {mb:.0} | {ef} | {:.2} | {:.2} | {:.3} |",
+                percentile(&ms, 0.5),
+                percentile(&ms, 0.99),
+                found as f64 / (10 * queries.len()) as f64
+            );
+        }
+        drop(hnsw);
+        drop(ix);
+        std::fs::remove_dir_all(&dir)?;
     }
     Ok(())
 }

@@ -247,6 +247,7 @@ impl Index {
             [(hwm + chunks.len() as i64).to_string()],
         )
         .map_err(sql("writing the chunk id mark"))?;
+        bump_chunks_version(&tx)?;
         {
             let mut st = tx
                 .prepare_cached(
@@ -281,6 +282,9 @@ impl Index {
             .transaction()
             .map_err(sql("beginning a transaction"))?;
         let removed = delete_doc(&tx, path)?;
+        if removed {
+            bump_chunks_version(&tx)?;
+        }
         tx.commit().map_err(sql("committing a removal"))?;
         Ok(removed)
     }
@@ -329,6 +333,35 @@ impl Index {
             .map_err(sql("listing chunk ids"))?;
         rows.collect::<Result<_, _>>()
             .map_err(sql("listing chunk ids"))
+    }
+
+    /// A value that changes whenever chunks are added or removed: the
+    /// change counter kept with the chunks, and the highest chunk id (which
+    /// also moves when a writer that predates the counter adds chunks).
+    /// Both are single-row reads.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn chunks_version(&self) -> Result<String, RagError> {
+        self.conn
+            .query_row(
+                "SELECT coalesce((SELECT value FROM meta WHERE key = 'chunks_version'), '0')
+                        || ':' || coalesce((SELECT max(id) FROM chunks), 0)",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sql("reading the chunks version"))
+    }
+
+    /// How many chunks the index holds.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn chunk_count(&self) -> Result<usize, RagError> {
+        self.conn
+            .query_row("SELECT count(*) FROM chunks", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as usize)
+            .map_err(sql("counting chunks"))
     }
 
     /// The vectors of these chunks, in the same order (missing ids skipped).
@@ -529,6 +562,19 @@ const STOPWORDS: &[&str] = &[
 
 fn is_stopword(w: &str) -> bool {
     STOPWORDS.binary_search(&w).is_ok()
+}
+
+/// Counts changes to the chunks, in the transaction that makes them, so a
+/// derived copy (the HNSW sidecar) can tell it is current without listing
+/// every chunk id.
+fn bump_chunks_version(tx: &rusqlite::Transaction) -> Result<(), RagError> {
+    tx.execute(
+        "INSERT INTO meta(key, value) VALUES ('chunks_version', '1')
+         ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        [],
+    )
+    .map_err(sql("writing the chunks version"))?;
+    Ok(())
 }
 
 fn delete_doc(tx: &rusqlite::Transaction, path: &str) -> Result<bool, RagError> {

@@ -9,9 +9,12 @@
 //!   embedded, so an interrupted ingest leaves whole documents only, and the
 //!   next ingest skips every file whose content hash is already stored;
 //! - vector search is behind the [`vector::VectorStore`] seam: exact over an
-//!   in-memory copy ([`vector::FlatIndex`]) by default, or PostgreSQL with
-//!   pgvector ([`pg::PgVectorStore`]) for an index recorded with one, kept in
-//!   step with the SQLite file by [`sync_store`];
+//!   in-memory copy ([`vector::FlatIndex`]) below [`HNSW_MIN_VECTORS`], an
+//!   HNSW graph in a sidecar file ([`hnsw::HnswStore`]) from there on
+//!   ([`VectorIndex`], `LLMOS_VECTOR_INDEX`), or PostgreSQL with pgvector
+//!   ([`pg::PgVectorStore`]) for an index recorded with one; the sidecar and
+//!   the external store are kept in step with the SQLite file by
+//!   [`sync_store`];
 //! - the embedding model is any [`llmos_embed::Embed`] (all-MiniLM-L6-v2 in
 //!   the product, doubles in tests).
 //!
@@ -31,12 +34,14 @@
 pub mod ask;
 pub mod chunk;
 pub mod extract;
+pub mod hnsw;
 pub mod index;
 mod ingest;
 pub mod pg;
 pub mod vector;
 
 pub use chunk::{Chunk, ChunkParams};
+pub use hnsw::{HnswParams, HnswStore};
 pub use index::{Index, Stats, StoredChunk};
 pub use ingest::{ingest, ingest_cancellable, IngestOptions, IngestReport, Progress};
 pub use vector::{FlatIndex, VectorStore};
@@ -130,6 +135,87 @@ pub fn rrf(lists: &[&[(i64, f32)]], k: usize) -> Vec<(i64, f32)> {
     vector::top_k(score.into_iter().collect(), k)
 }
 
+/// From this many vectors on, the embedded store is an HNSW graph
+/// ([`VectorIndex::Auto`]); below it, exact search.
+///
+/// Provisional, pending the measurement in BENCHMARKS.md ("Query latency
+/// and the exact-search crossover", `search_latency --hnsw`).
+pub const HNSW_MIN_VECTORS: usize = 100_000;
+
+/// The environment variable that picks the embedded vector index:
+/// `exact`, `hnsw` or `auto` ([`VectorIndex`]).
+pub const VECTOR_INDEX_ENV: &str = "LLMOS_VECTOR_INDEX";
+
+/// Which embedded vector index to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum VectorIndex {
+    /// Exact below [`HNSW_MIN_VECTORS`] vectors, HNSW from there on.
+    #[default]
+    Auto,
+    /// Always the exact scan ([`FlatIndex`]).
+    Exact,
+    /// Always the HNSW sidecar ([`HnswStore`]).
+    Hnsw,
+}
+
+impl std::str::FromStr for VectorIndex {
+    type Err = String;
+    fn from_str(s: &str) -> Result<VectorIndex, String> {
+        match s {
+            "auto" => Ok(VectorIndex::Auto),
+            "exact" => Ok(VectorIndex::Exact),
+            "hnsw" => Ok(VectorIndex::Hnsw),
+            _ => Err(format!("unknown vector index {s:?}: auto, exact or hnsw")),
+        }
+    }
+}
+
+impl VectorIndex {
+    /// From [`VECTOR_INDEX_ENV`] (unset or empty: `auto`).
+    ///
+    /// # Errors
+    /// [`RagError::Store`] for a value other than auto, exact or hnsw.
+    pub fn from_env() -> Result<VectorIndex, RagError> {
+        match std::env::var(VECTOR_INDEX_ENV) {
+            Ok(v) if !v.is_empty() => v.parse().map_err(|e| RagError::Store {
+                msg: format!("{VECTOR_INDEX_ENV}: {e}"),
+            }),
+            _ => Ok(VectorIndex::Auto),
+        }
+    }
+
+    /// Whether an index of `n` vectors gets the HNSW graph.
+    pub fn uses_hnsw(self, n: usize) -> bool {
+        match self {
+            VectorIndex::Auto => n >= HNSW_MIN_VECTORS,
+            VectorIndex::Exact => false,
+            VectorIndex::Hnsw => true,
+        }
+    }
+}
+
+/// The embedded vector store of `index`: exact search over its vectors
+/// loaded into memory, or its HNSW sidecar (opened, reconciled with the
+/// chunks, or built), as `kind` picks.
+///
+/// # Errors
+/// SQLite errors; a sidecar that cannot be written.
+pub fn open_embedded(
+    index: &Index,
+    dim: usize,
+    kind: VectorIndex,
+) -> Result<Box<dyn VectorStore>, RagError> {
+    if kind.uses_hnsw(index.chunk_count()?) {
+        Ok(Box::new(HnswStore::open(
+            index,
+            dim,
+            HnswParams::default(),
+        )?))
+    } else {
+        Ok(Box::new(index.load_vectors(dim)?))
+    }
+}
+
 /// Meta keys recording an index's external vector store.
 const META_STORE_URL: &str = "vector_store";
 const META_STORE_TABLE: &str = "vector_store_table";
@@ -166,7 +252,8 @@ fn table_name(index: &Index) -> String {
 /// The vector store an index uses.
 ///
 /// - `url` `None`: the one recorded in the index (an external store, whose
-///   password comes from `PGPASSWORD`), else the embedded exact index;
+///   password comes from `PGPASSWORD`), else the embedded one
+///   ([`open_embedded`], picked by [`VectorIndex::from_env`]);
 /// - `Some("embedded")`: the embedded index, forgetting any external one;
 /// - `Some("postgres://…")`: that PostgreSQL server (pgvector), recorded in
 ///   the index (without its password) for later opens.
@@ -183,9 +270,23 @@ pub fn open_store(
     dim: usize,
     url: Option<&str>,
 ) -> Result<Box<dyn VectorStore>, RagError> {
+    open_store_as(index, dim, url, VectorIndex::from_env()?)
+}
+
+/// [`open_store`] with the embedded index picked by `kind` rather than the
+/// environment.
+///
+/// # Errors
+/// As [`open_store`].
+pub fn open_store_as(
+    index: &Index,
+    dim: usize,
+    url: Option<&str>,
+    kind: VectorIndex,
+) -> Result<Box<dyn VectorStore>, RagError> {
     match external_store(index, dim, url)? {
         Some(s) => Ok(s),
-        None => Ok(Box::new(index.load_vectors(dim)?)),
+        None => open_embedded(index, dim, kind),
     }
 }
 
@@ -269,8 +370,8 @@ pub fn sync_store(
 }
 
 /// Search over one index with one embedding model; holds the vector store
-/// (the embedded one keeps the vectors in memory), so build it once per
-/// process.
+/// (the embedded exact one keeps the vectors in memory, the HNSW one maps
+/// its sidecar), so build it once per process where it can be.
 pub struct Retriever<'a> {
     index: &'a Index,
     embedder: &'a dyn Embed,
@@ -284,8 +385,21 @@ impl<'a> Retriever<'a> {
     /// A model other than the one the index was built with; store or SQLite
     /// errors.
     pub fn new(index: &'a Index, embedder: &'a dyn Embed) -> Result<Retriever<'a>, RagError> {
+        Self::new_with(index, embedder, VectorIndex::from_env()?)
+    }
+
+    /// [`Retriever::new`] with the embedded index picked by `kind` rather
+    /// than the environment ([`open_store_as`]).
+    ///
+    /// # Errors
+    /// As [`Retriever::new`].
+    pub fn new_with(
+        index: &'a Index,
+        embedder: &'a dyn Embed,
+        kind: VectorIndex,
+    ) -> Result<Retriever<'a>, RagError> {
         Self::bind(index, embedder)?;
-        let store = open_store(index, embedder.dim(), None)?;
+        let store = open_store_as(index, embedder.dim(), None, kind)?;
         Ok(Retriever {
             index,
             embedder,

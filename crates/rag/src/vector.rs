@@ -1,11 +1,13 @@
-//! The `VectorStore` seam and the embedded default: exact search over the
-//! vectors held in the index's SQLite file.
+//! The `VectorStore` seam and the embedded store for small indexes: exact
+//! search over the vectors held in the index's SQLite file.
 //!
 //! Exact (brute-force) search is one pass of dot products over a contiguous
 //! `(n, dim)` f32 matrix; the vectors are unit length, so the dot is the
-//! cosine. At 100k MiniLM chunks that is 38M multiply-adds, a few ms
-//! (measured in BENCHMARKS.md), so no approximate index is needed at the
-//! sizes a local disk holds.
+//! cosine. At 100k MiniLM chunks that is 38M multiply-adds, a few ms, but
+//! both the scan and the open (every vector read from SQLite into memory)
+//! grow linearly with the index: from [`crate::HNSW_MIN_VECTORS`] on, the
+//! embedded store is an approximate HNSW graph instead ([`crate::hnsw`]),
+//! where the crossover is measured in BENCHMARKS.md.
 
 use crate::RagError;
 
