@@ -23,9 +23,14 @@
 //!   text at the trigger (in Qwen2.5 `<tool_call>` is a user-defined, not a
 //!   control, token, so the trigger is matched as text whichever tokens
 //!   spell it; where it is a control token the grammar names the token).
-//!   Free text may not start with `{`: an answer that does must be a bare
-//!   call `{"name": .., "arguments": ..}` (Qwen2.5-Coder answers so), held
-//!   to the same schemas. `none` needs no constraint.
+//!   Free text may not start with `{`, nor with a `` ```json `` code block
+//!   around `{`: an answer that does must be a bare call
+//!   `{"name": .., "arguments": ..}`, or such calls in code blocks
+//!   (Qwen2.5-Coder answers both ways; llama.cpp's hermes grammar accepts
+//!   both too), held to the same schemas. Objects in a tool's parameters
+//!   that list `properties` and say nothing of `additionalProperties` are
+//!   closed, as llama.cpp's converter reads them, so a model cannot invent
+//!   arguments. `none` needs no constraint.
 //! * [`parse_tool_calls`] turns the generated text into content plus
 //!   OpenAI tool calls and never fails: malformed blocks leave the text as
 //!   content. [`render_tools_prompt`] describes tools for models whose chat

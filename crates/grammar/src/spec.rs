@@ -133,6 +133,50 @@ fn with_options(schema: &Value, strict: bool) -> Result<Value, GrammarError> {
     Ok(s)
 }
 
+/// `schema` with every object that lists `properties` but says nothing of
+/// `additionalProperties` closed (`additionalProperties: false`), as
+/// llama.cpp's json-schema-to-grammar reads such objects. JSON Schema would
+/// allow any extra key, and small models use that freedom to invent
+/// arguments (`"days": 1` for a function that takes only `city`), which a
+/// real function rejects. Objects with `patternProperties` or a composition
+/// keyword stay open, and `allOf` branches are left alone: closing one branch
+/// would reject the properties another branch adds.
+pub(crate) fn close_objects(schema: &Value) -> Value {
+    let Value::Object(o) = schema else {
+        return schema.clone();
+    };
+    let mut out = serde_json::Map::new();
+    for (k, v) in o {
+        let v = match (k.as_str(), v) {
+            ("properties" | "$defs" | "definitions", Value::Object(m)) => Value::Object(
+                m.iter()
+                    .map(|(n, s)| (n.clone(), close_objects(s)))
+                    .collect(),
+            ),
+            ("items" | "additionalProperties" | "not", _) => close_objects(v),
+            ("prefixItems" | "anyOf" | "oneOf", Value::Array(a)) => {
+                Value::Array(a.iter().map(close_objects).collect())
+            }
+            _ => v.clone(),
+        };
+        out.insert(k.clone(), v);
+    }
+    let open = [
+        "additionalProperties",
+        "patternProperties",
+        "allOf",
+        "anyOf",
+        "oneOf",
+        "$ref",
+    ]
+    .iter()
+    .any(|k| o.contains_key(*k));
+    if o.contains_key("properties") && !open {
+        out.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    Value::Object(out)
+}
+
 /// The JSON one hermes tool call must be: `{"name": <const>, "arguments": <schema>}`.
 fn tool_call_schema(t: &ToolDef) -> Result<Value, GrammarError> {
     with_options(
@@ -140,7 +184,7 @@ fn tool_call_schema(t: &ToolDef) -> Result<Value, GrammarError> {
             "type": "object",
             "properties": {
                 "name": {"const": t.name},
-                "arguments": t.parameters_schema(),
+                "arguments": close_objects(&t.parameters_schema()),
             },
             "required": ["name", "arguments"],
             "additionalProperties": false,
@@ -213,10 +257,17 @@ fn tools_lark(
     let mut g = String::new();
     if matches!(choice, ToolChoice::Auto) {
         // Free text until the model opens a tool call, then only calls. Text
-        // may not start with "{": a bare JSON answer (Qwen2.5-Coder often
-        // writes its call without the tags) must be a valid call too.
+        // may not start with "{", nor with a ```json fence around "{": a
+        // bare JSON answer, or one in a Markdown code block (Qwen2.5-Coder
+        // writes its calls both ways instead of using the tags; llama.cpp's
+        // hermes grammar accepts the same two), must be a valid call too.
+        let fences = if parallel {
+            " (\"\\n\" \"\\n\"? FENCE call \"\\n```\")*"
+        } else {
+            ""
+        };
         g.push_str(&format!(
-            "start: TEXT | call | head \"\\n\" call \"\\n\" {close}{more}\n"
+            "start: TEXT | call | fenced | head \"\\n\" call \"\\n\" {close}{more}\n"
         ));
         if tags_special {
             g.push_str(&format!("head: TEXT {open}\n"));
@@ -224,7 +275,9 @@ fn tools_lark(
             // lazy: the head ends at the first "<tool_call>"
             g.push_str(&format!("head[lazy]: TEXT {open}\n"));
         }
-        g.push_str("TEXT: /(?:[^{](?s:.*))?/\n");
+        g.push_str(&format!("fenced: FENCE call \"\\n```\"{fences}\n"));
+        g.push_str("FENCE: \"```json\\n\" | \"```\\n\"\n");
+        g.push_str("TEXT: /(?s:.*)/ & ~/(?:```(?:json)?\\n)?\\{(?s:.*)/\n");
     } else {
         g.push_str(&format!("start: block{more}\n"));
     }
@@ -237,4 +290,38 @@ fn tools_lark(
         g.push_str(&format!("tool{i}: %json {}\n", tool_call_schema(t)?));
     }
     Ok(g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_with_properties_are_closed_unless_they_say_otherwise() {
+        let s = json!({
+            "type": "object",
+            "properties": {
+                "city": {"type": "string"},
+                "stops": {"type": "array", "items": {"type": "object", "properties": {"x": {"type": "integer"}}}},
+                "meta": {"type": "object", "additionalProperties": true, "properties": {"k": {}}},
+                "tags": {"type": "object", "patternProperties": {"^t": {}}, "properties": {"k": {}}},
+                "either": {"anyOf": [{"type": "object", "properties": {"a": {}}}, {"type": "null"}]},
+                "both": {"allOf": [{"properties": {"a": {}}}, {"properties": {"b": {}}}]}
+            }
+        });
+        let c = close_objects(&s);
+        assert_eq!(c["additionalProperties"], false);
+        let p = &c["properties"];
+        assert_eq!(p["stops"]["items"]["additionalProperties"], false);
+        assert_eq!(p["meta"]["additionalProperties"], true);
+        assert!(p["tags"].get("additionalProperties").is_none());
+        assert_eq!(p["either"]["anyOf"][0]["additionalProperties"], false);
+        assert!(p["both"]["allOf"][0].get("additionalProperties").is_none());
+        assert!(p["city"].get("additionalProperties").is_none());
+        // no properties listed: any object, as before
+        assert_eq!(
+            close_objects(&json!({"type": "object"})),
+            json!({"type": "object"})
+        );
+    }
 }

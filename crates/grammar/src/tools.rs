@@ -49,11 +49,22 @@ pub fn parse_tool_calls(text: &str) -> ParsedOutput {
 /// As [`parse_tool_calls`], but a call of a function not in `tools` also
 /// makes the whole text content.
 ///
-/// Knowing the tools also makes a bare call recognisable: a text that is
-/// nothing but one `{"name": <a tool>, "arguments": {..}}` object (how
-/// Qwen2.5-Coder often answers; the `auto` grammar checks it against the
-/// tool's schema as it would a tagged call) is that call.
+/// Knowing the tools also makes untagged calls recognisable, the two ways
+/// Qwen2.5-Coder often answers (the `auto` grammar checks both against the
+/// tools' schemas as it would a tagged call; llama.cpp's hermes parser reads
+/// both too):
+/// * a text that is nothing but one `{"name": <a tool>, "arguments": {..}}`
+///   object is that call;
+/// * a text that starts with such objects in Markdown code blocks
+///   (`` ```json `` or `` ``` ``) is those calls, and what follows the last
+///   block is content.
 pub fn parse_tool_calls_for(text: &str, tools: &[ToolDef]) -> ParsedOutput {
+    let known = |c: &ToolCall| tools.iter().any(|t| t.name == c.name);
+    if !text.contains(OPEN) {
+        if let Some(p) = parse_fenced(text, &known) {
+            return p;
+        }
+    }
     if !text.contains(OPEN) && text.trim_start().starts_with('{') {
         let call = serde_json::from_str::<Value>(text.trim())
             .ok()
@@ -75,6 +86,30 @@ pub fn parse_tool_calls_for(text: &str, tools: &[ToolDef]) -> ParsedOutput {
     } else {
         as_text(text)
     }
+}
+
+/// Leading code blocks that each hold one call of a known tool, or None.
+fn parse_fenced(text: &str, known: &dyn Fn(&ToolCall) -> bool) -> Option<ParsedOutput> {
+    let mut calls = Vec::new();
+    let mut rest = text.trim_start();
+    while let Some(body) = rest.strip_prefix("```") {
+        let body = body.strip_prefix("json").unwrap_or(body);
+        let body = body.strip_prefix('\n')?.trim_start();
+        let mut stream = serde_json::Deserializer::from_str(body).into_iter::<Value>();
+        let call = to_call(stream.next()?.ok()?).filter(|c| known(c))?;
+        calls.push(call);
+        rest = body[stream.byte_offset()..]
+            .trim_start()
+            .strip_prefix("```")?
+            .trim_start();
+    }
+    if calls.is_empty() {
+        return None;
+    }
+    Some(ParsedOutput {
+        content: (!rest.is_empty()).then(|| rest.to_string()),
+        tool_calls: calls,
+    })
 }
 
 fn as_text(text: &str) -> ParsedOutput {
@@ -282,6 +317,33 @@ mod tests {
         assert_eq!(p.tool_calls[0].arguments, "{\"k\":1}");
         let t = "{\"name\": \"zzz\", \"arguments\": {}}";
         assert_eq!(parse_tool_calls_for(t, &tools).content.as_deref(), Some(t));
+    }
+
+    #[test]
+    fn calls_in_code_blocks() {
+        let tools = [ToolDef {
+            name: "a".into(),
+            description: None,
+            parameters: None,
+            strict: false,
+        }];
+        // As Qwen2.5-Coder writes them, two blocks and a remark after.
+        let t = "```json\n{\n  \"name\": \"a\",\n  \"arguments\": {\"k\": 1}\n}\n```\n\n```\n{\"name\": \"a\", \"arguments\": {\"k\": 2}}\n```\nDone.";
+        let p = parse_tool_calls_for(t, &tools);
+        assert_eq!(p.tool_calls.len(), 2);
+        assert_eq!(p.tool_calls[1].arguments, "{\"k\":2}");
+        assert_eq!(p.content.as_deref(), Some("Done."));
+        // Not calls: an unknown tool, an unclosed block, code, text first.
+        for t in [
+            "```json\n{\"name\": \"zzz\", \"arguments\": {}}\n```",
+            "```json\n{\"name\": \"a\", \"arguments\": {}}",
+            "```python\nprint(1)\n```",
+            "Call:\n```json\n{\"name\": \"a\", \"arguments\": {}}\n```",
+        ] {
+            let p = parse_tool_calls_for(t, &tools);
+            assert!(p.tool_calls.is_empty(), "{t}");
+            assert_eq!(p.content.as_deref(), Some(t), "{t}");
+        }
     }
 
     #[test]

@@ -117,6 +117,24 @@ fn auto_allows_text_then_forces_a_valid_block() {
     feed(&mut c, &tok, "search\", \"arguments\": {\"q\": \"a\"}}");
     assert!(allows(&mut c, &tok, eos));
 
+    // So must one in a Markdown code block (how Qwen2.5-Coder writes calls),
+    // and its arguments take no keys the schema does not list.
+    let mut c = Constraint::new(&vocab, &spec).expect("compile");
+    feed(&mut c, &tok, "```json\n{\n  \"name\": \"");
+    assert!(!allows(&mut c, &tok, x), "a fenced call of no tool");
+    feed(&mut c, &tok, "search\",\n  \"arguments\": {\"q\": \"a\"");
+    let comma = tok.encode(",", false, false)[0];
+    assert!(
+        !allows(&mut c, &tok, comma),
+        "an argument the schema does not list"
+    );
+    feed(&mut c, &tok, "}\n}\n```");
+    assert!(allows(&mut c, &tok, eos));
+    // A code block that is not JSON stays free text.
+    let mut c = Constraint::new(&vocab, &spec).expect("compile");
+    feed(&mut c, &tok, "```python\nprint(1)\n```\nThat prints 1.");
+    assert!(allows(&mut c, &tok, eos));
+
     // The trigger spelled in small tokens works the same way.
     let mut c = Constraint::new(&vocab, &spec).expect("compile");
     for piece in ["<", "tool", "_call", ">"] {
