@@ -6,7 +6,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use llmos_embed::Embedder;
 use llmos_engine::Finish;
-use llmos_rag::{ask, Index, IngestOptions, Mode, Retriever};
+use llmos_rag::{ask, Index, IngestOptions, Mode, Retriever, VectorIndex};
 use llmos_store::Store;
 use llmos_text::Message;
 use std::io::{IsTerminal, Write};
@@ -22,6 +22,15 @@ pub struct IndexArgs {
     /// Index name (a file under $LLMOS_HOME/indexes/), or a path to a .sqlite file.
     #[arg(long, default_value = "default", env = "LLMOS_INDEX")]
     pub index: String,
+    /// The embedded vector index: auto (exact search below 100,000 vectors,
+    /// an HNSW graph in INDEX.sqlite.hnsw from there on), exact, or hnsw.
+    #[arg(
+        long,
+        default_value = "auto",
+        env = "LLMOS_VECTOR_INDEX",
+        value_name = "KIND"
+    )]
+    pub vector_index: VectorIndex,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -165,10 +174,17 @@ pub fn ingest(store: &Store, a: &IngestArgs) -> Result<ExitCode> {
         }
         r => r?,
     };
-    // The embedded store reads the index file; an external one is brought
-    // in step with it (what an interrupted run left is caught up next time).
+    // The embedded exact store reads the index file; an external one, or
+    // the HNSW sidecar of a large index, is brought in step with it now
+    // rather than on the next search (what an interrupted run left is
+    // caught up next time).
+    let mut vectors = None;
     if let Some(store) = external.as_mut() {
         llmos_rag::sync_store(&index, store.as_mut(), emb.dim())?;
+        vectors = Some(store.describe());
+    } else if a.index.vector_index.uses_hnsw(index.chunk_count()?) {
+        let hnsw = llmos_rag::HnswStore::open(&index, emb.dim(), llmos_rag::HnswParams::default())?;
+        vectors = Some(llmos_rag::VectorStore::describe(&hnsw));
     }
     for (p, why) in &r.skipped {
         eprintln!("skipped {}: {why}", p.display());
@@ -186,8 +202,8 @@ pub fn ingest(store: &Store, a: &IngestArgs) -> Result<ExitCode> {
         stats.documents,
         stats.chunks
     );
-    if let Some(store) = &external {
-        println!("vectors: {}", store.describe());
+    if let Some(v) = vectors {
+        println!("vectors: {v}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -205,7 +221,7 @@ fn open_existing(store: &Store, name: &str) -> Result<Index> {
 pub fn search(store: &Store, a: &SearchArgs) -> Result<ExitCode> {
     let index = open_existing(store, &a.index.index)?;
     let emb = load_embedder(store)?;
-    let r = Retriever::new(&index, &emb)?;
+    let r = Retriever::new_with(&index, &emb, a.index.vector_index)?;
     let hits = r.search(&a.query, a.k, a.mode)?;
     let mut out = std::io::stdout().lock();
     if hits.is_empty() {
@@ -243,7 +259,7 @@ pub fn search(store: &Store, a: &SearchArgs) -> Result<ExitCode> {
 pub fn ask(store: &Store, a: &AskArgs) -> Result<ExitCode> {
     let index = open_existing(store, &a.index.index)?;
     let emb = load_embedder(store)?;
-    let r = Retriever::new(&index, &emb)?;
+    let r = Retriever::new_with(&index, &emb, a.index.vector_index)?;
     let hits = r.search(&a.question, a.k, Mode::Hybrid)?;
     let rel = ask::relevant(&hits, a.min_score);
     if rel.is_empty() {
