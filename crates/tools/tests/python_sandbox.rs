@@ -386,3 +386,60 @@ fn bad_arguments_are_explained() {
         "{out:?}"
     );
 }
+
+/// The seccomp layer: kernel interfaces behind container escapes fail with
+/// EPERM from inside a cell (nested user namespaces, mounts, ptrace,
+/// keyrings, bpf, io_uring, open_by_handle_at), while threads, subprocesses
+/// and ordinary files still work. Without the filter, `unshare(CLONE_NEWUSER)`
+/// succeeds inside bwrap (the host allows user namespaces: bwrap itself uses
+/// one), so this test fails if the filter is not installed.
+#[test]
+fn seccomp_refuses_escape_syscalls_but_not_ordinary_work() {
+    let Some(p) = session(quick()) else { return };
+    let code = "import ctypes, os, subprocess, threading\n\
+        libc = ctypes.CDLL(None, use_errno=True)\n\
+        libc.syscall.restype = ctypes.c_long\n\
+        calls = {\n\
+        \x20   'unshare_user': (272, 0x10000000),\n\
+        \x20   'unshare_net': (272, 0x40000000),\n\
+        \x20   'clone_newuser': (56, 0x10000000 | 17),\n\
+        \x20   'mount': (165, 0),\n\
+        \x20   'ptrace_traceme': (101, 0),\n\
+        \x20   'keyctl': (250, 0),\n\
+        \x20   'bpf': (321, 0),\n\
+        \x20   'io_uring_setup': (425, 0),\n\
+        \x20   'open_by_handle_at': (304, 0),\n\
+        \x20   'x32_getpid': (0x40000000 + 39, 0),\n\
+        }\n\
+        for name, (nr, arg) in calls.items():\n\
+        \x20   r = libc.syscall(nr, ctypes.c_long(arg), 0, 0, 0, 0)\n\
+        \x20   e = ctypes.get_errno()\n\
+        \x20   print(name, 'EPERM' if r == -1 and e == 1 else f'ALLOWED r={r} errno={e}')\n\
+        \x20   if r == 0 and nr == 56: os._exit(0)\n\
+        out = []\n\
+        t = threading.Thread(target=lambda: out.append(1)); t.start(); t.join()\n\
+        print('thread', out)\n\
+        print('subprocess', subprocess.run(['/usr/bin/echo', 'hi'], capture_output=True, text=True).stdout.strip())\n\
+        open('f.txt', 'w').write('x'); print('file', open('f.txt').read())\n";
+    let r = run(&p, code);
+    for name in [
+        "unshare_user",
+        "unshare_net",
+        "clone_newuser",
+        "mount",
+        "ptrace_traceme",
+        "keyctl",
+        "bpf",
+        "io_uring_setup",
+        "open_by_handle_at",
+        "x32_getpid",
+    ] {
+        assert!(
+            r.stdout.contains(&format!("{name} EPERM")),
+            "{name} not refused: {r:?}"
+        );
+    }
+    assert!(r.stdout.contains("thread [1]"), "{r:?}");
+    assert!(r.stdout.contains("subprocess hi"), "{r:?}");
+    assert!(r.stdout.contains("file x"), "{r:?}");
+}

@@ -11,7 +11,7 @@
 //! lost; the scratch files remain.
 //!
 //! **Confinement** is in [`sandbox`]: namespaces (no network, no host files
-//! beyond read-only `/usr`), rlimits (memory, CPU, processes, file size), a
+//! beyond read-only `/usr`), a seccomp filter ([`seccomp`]), rlimits (memory, CPU, processes, file size), a
 //! wall-clock limit that kills the whole sandbox, and capped output that
 //! ends with an explicit `[output truncated at N bytes]` marker.
 //! Without a working bwrap, [`Python::new`] fails: nothing runs unconfined.
@@ -22,6 +22,7 @@
 //! never follows symlinks.
 
 pub mod sandbox;
+pub mod seccomp;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -158,12 +159,12 @@ impl Python {
     }
 
     fn start(&self) -> Result<Proc, Error> {
-        let mut cmd = self.sandbox.command(
+        let (mut cmd, _seccomp) = self.sandbox.command(
             &self.scratch(),
             &self.root.path().join("io"),
             &self.limits,
             REPL,
-        );
+        )?;
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd
             .stdin(Stdio::piped())

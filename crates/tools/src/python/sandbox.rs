@@ -10,11 +10,17 @@
 //!    the host (no `/root`, `/home`, `/work`, `/etc`). `--die-with-parent`
 //!    and the pid namespace mean killing bwrap kills everything inside;
 //!    `--new-session` stops TIOCSTI-style terminal injection.
+//!    A seccomp filter ([`super::seccomp`], `--seccomp FD`) refuses the
+//!    kernel interfaces a cell has no use for (ptrace, mount, unshare and
+//!    namespace flags of clone, so no nested user namespaces; keyrings,
+//!    bpf, io_uring, modules, ...). bwrap's `--disable-userns` would say the
+//!    same but needs bwrap 0.8; the filter works with any.
 //! 3. `prlimit` inside the namespace: address space, CPU seconds, processes,
 //!    file size, open files, no core dumps. Set *inside* so that the process
 //!    count is per sandbox (the kernel counts `RLIMIT_NPROC` per user namespace).
 
 use std::ffi::OsString;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -185,8 +191,19 @@ impl Sandbox {
         self.setpriv.as_ref().map(|_| NOBODY)
     }
 
-    /// The full command for a session: bwrap, then prlimit, then the Python REPL.
-    pub fn command(&self, scratch: &Path, io: &Path, limits: &Limits, repl_src: &str) -> Command {
+    /// The full command for a session: bwrap, then prlimit, then the Python
+    /// REPL; and the read end of the pipe that holds bwrap's seccomp program,
+    /// which must stay open until the command has been spawned.
+    ///
+    /// # Errors
+    /// [`Error::SandboxIo`] when the pipe cannot be made.
+    pub fn command(
+        &self,
+        scratch: &Path,
+        io: &Path,
+        limits: &Limits,
+        repl_src: &str,
+    ) -> Result<(Command, Option<OwnedFd>), Error> {
         let mut cmd = self.outer();
         cmd.args([
             "--unshare-all",
@@ -195,6 +212,10 @@ impl Sandbox {
             "--hostname",
             "sandbox",
         ]);
+        let filter = seccomp_pipe()?;
+        if let Some(fd) = &filter {
+            cmd.arg("--seccomp").arg(fd.as_raw_fd().to_string());
+        }
         cmd.args(["--ro-bind", "/usr", "/usr"]);
         cmd.args(system_links());
         for f in ["/etc/ld.so.cache", "/etc/localtime", "/etc/mime.types"] {
@@ -237,8 +258,31 @@ impl Sandbox {
             "-c".into(),
         ];
         cmd.arg("--").args(py).arg(repl_src);
-        cmd
+        Ok((cmd, filter))
     }
+}
+
+/// A pipe holding the seccomp program: written whole and closed (it is far
+/// below the pipe's buffer), the read end left inheritable for bwrap. A pipe
+/// rather than a file: should a concurrently spawned child inherit the read
+/// end too, it could at most drain it, and then bwrap fails to start
+/// instead of running unfiltered.
+fn seccomp_pipe() -> Result<Option<OwnedFd>, Error> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+    use std::io::Write;
+    let Some(prog) = super::seccomp::program() else {
+        return Ok(None);
+    };
+    let io = |op: &str, e: std::io::Error| Error::SandboxIo {
+        op: format!("seccomp filter: {op}"),
+        source: e,
+    };
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io("pipe", e.into()))?;
+    std::fs::File::from(w)
+        .write_all(&prog)
+        .map_err(|e| io("write", e))?;
+    fcntl(r.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty())).map_err(|e| io("fcntl", e.into()))?;
+    Ok(Some(r))
 }
 
 /// `/bin`, `/lib`, `/lib64`, `/sbin`: symlinks into `/usr` on merged-usr
