@@ -306,6 +306,16 @@ fn hnsw_main(args: &[String]) -> Res<()> {
         eprintln!("{n}: index written in {:.1}s", t.elapsed().as_secs_f64());
         let queries: Vec<Vec<f32>> = (0..200).map(|_| sample(&mut rng)).collect();
         let ix = Index::open(&path)?;
+        // What `auto` and a stale sidecar pay on top of the table's times.
+        let t = Instant::now();
+        let count = ix.chunk_count()?;
+        let count_ms = t.elapsed().as_secs_f64() * 1e3;
+        let t = Instant::now();
+        std::hint::black_box(ix.chunk_ids()?);
+        eprintln!(
+            "{n}: count(*) {count_ms:.0} ms, listing {count} chunk ids {:.0} ms",
+            t.elapsed().as_secs_f64() * 1e3
+        );
 
         wait_quiet();
         let t = Instant::now();
