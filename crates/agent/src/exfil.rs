@@ -71,6 +71,12 @@ impl Finding {
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
     allow: Vec<String>,
+    /// Passes everything ([`Filter::off`]).
+    off: bool,
+    /// Once untrusted data is in the context ([`Filter::after_untrusted`]):
+    /// the hosts fetched in the run, the only ones the allowlist still
+    /// trusts with data.
+    visited: Option<Vec<String>>,
 }
 
 /// How a URL is judged: links need a click, images load by themselves.
@@ -124,6 +130,32 @@ impl Filter {
                 .map(|s| s.as_ref().trim().to_ascii_lowercase())
                 .filter(|s| !s.is_empty())
                 .collect(),
+            off: false,
+            visited: None,
+        }
+    }
+
+    /// A filter that removes nothing and judges nothing (a run without
+    /// guards, `llmos agent --no-guards`, for evaluation only).
+    pub fn off() -> Filter {
+        Filter {
+            off: true,
+            ..Filter::default()
+        }
+    }
+
+    /// This filter once untrusted data has entered the context: the
+    /// allowlist then trusts with data only the hosts already fetched in the
+    /// run (`visited`, lowercase). A URL rendered in the output is a fetch
+    /// (an image loads by itself), so the capability policy's rule for
+    /// `browse` holds: a new host after untrusted data needs approval, and
+    /// nobody can be asked about an answer, so it is removed. Without this,
+    /// an injected page could send data to any allowlisted host the run
+    /// never visited, e.g. one under a broad `*.example.org` entry.
+    pub fn after_untrusted(&self, visited: &std::collections::BTreeSet<String>) -> Filter {
+        Filter {
+            visited: Some(visited.iter().cloned().collect()),
+            ..self.clone()
         }
     }
 
@@ -181,14 +213,26 @@ impl Filter {
                 block("", format!("a {} URL with a query string", u.scheme))
             };
         }
-        if self.allowed(&u.host, u.port, &u.scheme) {
-            return pass(&u.host, "host on the allowlist");
+        let listed = self.allowed(&u.host, u.port, &u.scheme);
+        match &self.visited {
+            _ if !listed => {}
+            None => return pass(&u.host, "host on the allowlist"),
+            Some(v) if v.contains(&u.host) => {
+                return pass(&u.host, "host on the allowlist, visited in this run")
+            }
+            // Judged as a host off the allowlist.
+            Some(_) => {}
         }
         let off = |why: &str| {
+            let standing = if listed {
+                "is on the allowlist but was not visited in this run, untrusted data is in the context,"
+            } else {
+                "is not on the allowlist"
+            };
             block(
                 &u.host,
                 format!(
-                    "{} is not on the allowlist and the URL carries data ({why})",
+                    "{} {standing} and the URL carries data ({why})",
                     short_host(&u.host)
                 ),
             )
@@ -233,6 +277,9 @@ impl Filter {
     /// Removes every blocked URL from `text`; returns the new text and every
     /// URL judged, in order.
     pub fn apply(&self, text: &str) -> (String, Vec<Finding>) {
+        if self.off {
+            return (text.to_string(), Vec::new());
+        }
         let mut found = Vec::new();
         let out = self.apply_into(text, &mut found);
         (out, found)
@@ -367,7 +414,13 @@ impl crate::Agent {
         guard: &mut crate::guard::Guard,
         on_event: &mut dyn FnMut(crate::Event),
     ) -> String {
-        let (out, found) = self.exfil.apply(text);
+        let (out, found) = if guard.tainted() {
+            self.exfil
+                .after_untrusted(guard.visited_hosts())
+                .apply(text)
+        } else {
+            self.exfil.apply(text)
+        };
         for f in &found {
             let d = crate::guard::Decision {
                 step,
@@ -582,6 +635,28 @@ mod tests {
 
     fn filter() -> Filter {
         Filter::new(&["docs.python.org", "*.rust-lang.org", "127.0.0.1:8080"])
+    }
+
+    /// After untrusted data, an allowlisted host receives data in a URL
+    /// only if the run fetched it; data-free links stay, and so does
+    /// everything once the filter is off.
+    #[test]
+    fn after_untrusted_only_visited_hosts_receive_data() {
+        let img = "![x](https://blog.rust-lang.org/p.png?k=SECRET)";
+        let (out, _) = filter().apply(img);
+        assert_eq!(out, img);
+        let none = std::collections::BTreeSet::new();
+        let (out, found) = filter().after_untrusted(&none).apply(img);
+        assert!(!out.contains("SECRET"), "{out}");
+        assert!(
+            found[0].reason.contains("not visited in this run"),
+            "{found:?}"
+        );
+        let link = "[docs](https://docs.python.org/3/)";
+        assert_eq!(filter().after_untrusted(&none).apply(link).0, link);
+        let seen: std::collections::BTreeSet<String> = ["blog.rust-lang.org".to_string()].into();
+        assert_eq!(filter().after_untrusted(&seen).apply(img).0, img);
+        assert_eq!(Filter::off().after_untrusted(&none).apply(img).0, img);
     }
 
     /// Runs the filter; returns the text and the blocked findings' kinds.

@@ -18,7 +18,8 @@ pub enum Approval {
     /// Nobody can be asked (non-interactive run): refuse.
     #[default]
     Deny,
-    /// Allow everything (only for tests and trusted inputs).
+    /// Allow everything, proposed writes included (tests, and runs without
+    /// guards: `llmos agent --no-guards`, for evaluation only).
     AllowAll,
     /// Ask the user (a terminal on stdin): yes allows, anything else refuses.
     Ask,
@@ -117,7 +118,12 @@ fn host_of(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let auth = rest.split(['/', '?', '#']).next().unwrap_or("");
     let auth = auth.rsplit_once('@').map_or(auth, |(_, h)| h);
-    auth.to_ascii_lowercase()
+    // Without the port: fetched hosts are recorded without one.
+    let host = match auth.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => auth.split(':').next().unwrap_or(""),
+    };
+    host.to_ascii_lowercase()
 }
 
 impl Guard {
@@ -131,6 +137,11 @@ impl Guard {
     /// Whether untrusted data is in the context.
     pub fn tainted(&self) -> bool {
         self.tainted_by.is_some()
+    }
+
+    /// Hosts fetched in this run (lowercase, without ports).
+    pub fn visited_hosts(&self) -> &BTreeSet<String> {
+        &self.visited_hosts
     }
 
     /// Decides whether `tool(args)` may run now; logs and returns the decision.
@@ -148,7 +159,21 @@ impl Guard {
         args: &Value,
         ask: &mut dyn FnMut(&str) -> bool,
     ) -> Decision {
-        let mut effect = side_effect_of(tool, args);
+        self.check_call(step, tool, args, None, ask)
+    }
+
+    /// [`check_asking`](Guard::check_asking) for a call whose tool declares
+    /// a side effect of its own (`Tool::side_effect`: an MCP tool not
+    /// declared read-only), besides those the guard knows by name.
+    pub fn check_call(
+        &mut self,
+        step: usize,
+        tool: &str,
+        args: &Value,
+        declared: Option<String>,
+        ask: &mut dyn FnMut(&str) -> bool,
+    ) -> Decision {
+        let mut effect = side_effect_of(tool, args).or(declared);
         if tool == "browse" {
             let host = host_of(args.get("url").and_then(Value::as_str).unwrap_or(""));
             if self.visited_hosts.contains(&host) {
@@ -196,7 +221,8 @@ impl Guard {
 
     /// Under [`Approval::Ask`], asks whether to apply a write a tool proposed
     /// (`files` outside `--allow-writes`); logs and returns the decision.
-    /// Other policies refuse (the write stays a proposal).
+    /// [`Approval::AllowAll`] approves it; [`Approval::Deny`] refuses (the
+    /// write stays a proposal).
     pub fn approve_write(
         &mut self,
         step: usize,
@@ -214,7 +240,12 @@ impl Guard {
             Some((src, at)) => format!(", after untrusted data from {src} (step {at})"),
             None => String::new(),
         };
-        let (verdict, reason) = if self.approval == Approval::Ask
+        let (verdict, reason) = if self.approval == Approval::AllowAll {
+            (
+                Verdict::Allow,
+                format!("{what}{after}: approved by policy allow-all"),
+            )
+        } else if self.approval == Approval::Ask
             && ask(&format!("The agent wants to {what}{after}."))
         {
             (
@@ -275,7 +306,11 @@ impl Guard {
                 step,
                 tool: tool.to_string(),
                 verdict: Verdict::Note,
-                reason: "untrusted data entered the context: side effects now need approval".into(),
+                reason: if self.approval == Approval::AllowAll {
+                    "untrusted data entered the context (policy allow-all: side effects are not asked)".into()
+                } else {
+                    "untrusted data entered the context: side effects now need approval".into()
+                },
             });
         }
         self.log.extend(notes.iter().cloned());
@@ -291,8 +326,9 @@ impl crate::Agent {
 
     /// Under [`Approval::Ask`], each write the call proposed is put to the
     /// user; approved ones are applied by the tool, declined ones become an
-    /// error for the model. Other policies leave the proposal (refused and
-    /// logged by [`Guard::observe`]).
+    /// error for the model. [`Approval::AllowAll`] applies them unasked;
+    /// [`Approval::Deny`] leaves the proposal (refused and logged by
+    /// [`Guard::observe`]).
     pub(crate) fn settle_writes(
         &self,
         step: usize,
@@ -301,7 +337,7 @@ impl crate::Agent {
         guard: &mut Guard,
         on_event: &mut dyn FnMut(crate::Event),
     ) -> ToolOutput {
-        if self.approval != Approval::Ask {
+        if self.approval == Approval::Deny {
             return output;
         }
         let (proposed, rest): (Vec<SideEffect>, Vec<SideEffect>) = output
@@ -479,6 +515,51 @@ mod tests {
             g.check(2, "browse", &json!({"url": "https://other.org/"}))
                 .verdict,
             Verdict::Refuse
+        );
+    }
+
+    /// Regression: a host with a port counted as new on every visit after
+    /// untrusted data (visits are recorded without the port).
+    #[test]
+    fn visited_host_with_a_port_is_not_new() {
+        let mut g = Guard::new(Approval::Deny);
+        let out = ToolOutput {
+            content: "page".into(),
+            untrusted: true,
+            side_effects: vec![SideEffect::Fetched {
+                host: "127.0.0.1".into(),
+                url: "http://127.0.0.1:8080/a".into(),
+            }],
+            ..ToolOutput::default()
+        };
+        g.observe(1, "browse", &out);
+        let again = json!({"url": "http://127.0.0.1:8080/b"});
+        assert_eq!(g.check(2, "browse", &again).verdict, Verdict::Allow);
+        assert_eq!(host_of("http://[::1]:9/x"), "::1");
+        assert_eq!(host_of("https://u:p@Ex.org:443/"), "ex.org");
+    }
+
+    /// A tool that declares a side effect (an MCP tool not declared
+    /// read-only) needs approval after untrusted data, like a files write.
+    #[test]
+    fn declared_side_effects_need_approval_after_taint() {
+        let mut g = Guard::new(Approval::Deny);
+        let send = || Some("call `send_email` of the MCP server `mail`".to_string());
+        let args = json!({"to": "a@b.c"});
+        assert_eq!(
+            g.check_call(1, "send_email", &args, send(), &mut |_| false)
+                .verdict,
+            Verdict::Allow
+        );
+        g.observe(1, "read_email", &ToolOutput::ok("mail").untrusted());
+        let d = g.check_call(2, "send_email", &args, send(), &mut |_| false);
+        assert_eq!(d.verdict, Verdict::Refuse);
+        assert!(d.reason.contains("send_email"), "{}", d.reason);
+        // Declared read-only (no effect): allowed.
+        assert_eq!(
+            g.check_call(2, "read_email", &args, None, &mut |_| false)
+                .verdict,
+            Verdict::Allow
         );
     }
 }

@@ -212,6 +212,9 @@ pub struct Agent {
     pub exfil: exfil::Filter,
     /// Asks the user a yes/no question ([`Approval::Ask`]); None: nobody to ask.
     pub ask: Option<guard::Asker>,
+    /// Untrusted results are spotlighted ([`spotlight`]). Off only through
+    /// [`Agent::unguard`].
+    pub spotlight: bool,
 }
 
 impl Agent {
@@ -223,7 +226,24 @@ impl Agent {
             system_prompt: SYSTEM_PROMPT.into(),
             exfil: exfil::Filter::default(),
             ask: None,
+            spotlight: true,
         }
+    }
+
+    /// Turns the guards off, to measure what they prevent (`llmos agent
+    /// --no-guards`, the prompt-injection benchmark in `bench/injection`):
+    /// untrusted results reach the model as they are, unmarked; every side
+    /// effect is approved ([`Approval::AllowAll`], proposed writes included);
+    /// the output filter passes everything ([`exfil::Filter::off`]).
+    /// Decisions are still logged. The system prompt is left as it is, so a
+    /// run differs from a guarded one only once untrusted data arrives
+    /// (without its sentence on tool results, qwen2.5-coder-1.5b wrote plans
+    /// in prose instead of calling tools, before it had seen any data).
+    /// Never the default: an agent is guarded from [`Agent::new`] on.
+    pub fn unguard(&mut self) {
+        self.spotlight = false;
+        self.approval = Approval::AllowAll;
+        self.exfil = exfil::Filter::off();
     }
 
     /// The tools as grammar definitions.
@@ -384,10 +404,12 @@ impl Agent {
                     continue;
                 }
                 let args: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
+                let tool = self.tools.iter().find(|t| t.name() == call.name);
+                let declared = tool.and_then(|t| t.side_effect(&args));
                 let decision =
-                    guard.check_asking(step, &call.name, &args, &mut |q| self.confirm(q));
+                    guard.check_call(step, &call.name, &args, declared, &mut |q| self.confirm(q));
                 on_event(Event::Guard(&decision));
-                let output = match self.tools.iter().find(|t| t.name() == call.name) {
+                let output = match tool {
                     _ if decision.verdict == Verdict::Refuse => ToolOutput::error(format!(
                         "refused by the guard: {}. Do not retry this; finish the user's task without it.",
                         decision.reason
@@ -399,7 +421,7 @@ impl Agent {
                 for d in guard.observe(step, &call.name, &output) {
                     on_event(Event::Guard(&d));
                 }
-                let content = if output.untrusted {
+                let content = if output.untrusted && self.spotlight {
                     spotlight(&call.name, &output.content)
                 } else {
                     output.content.clone()
@@ -407,11 +429,7 @@ impl Agent {
                 // A repeated call gets this result again: untrusted ones
                 // inside their data markers, never bare (small models copy
                 // a bare "its result is above" note as their answer).
-                let prev = if output.untrusted {
-                    spotlight(&call.name, &output.content)
-                } else {
-                    output.content.clone()
-                };
+                let prev = content.clone();
                 done.push((call.name.clone(), call.arguments.clone(), Some(prev)));
                 let mut m = Message::new("tool", content);
                 m.name = Some(call.name.clone());

@@ -35,6 +35,12 @@ pub struct AgentArgs {
     /// Also print every guard decision.
     #[arg(long)]
     pub trace: bool,
+    /// For evaluation only (bench/injection): turn the guards off. Untrusted
+    /// results reach the model unmarked, every side effect is approved
+    /// without asking, and the output filter removes nothing. Never use it
+    /// on data you do not trust.
+    #[arg(long)]
+    pub no_guards: bool,
     /// Give the `files` tool read access under DIR (repeatable).
     #[arg(long, value_name = "DIR")]
     pub files: Vec<PathBuf>,
@@ -173,6 +179,13 @@ pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
     };
     agent.ask = Some(Box::new(ask_on_terminal));
     agent.exfil = llmos_agent::exfil::Filter::new(&a.browse);
+    if a.no_guards {
+        agent.unguard();
+        eprintln!(
+            "warning: --no-guards: no spotlighting, no capability policy (every side effect is approved), \
+             no output filter; for evaluation only"
+        );
+    }
     let mut memory = match &a.session {
         Some(name) => {
             let m = llmos_agent::memory::Memory::open(crate::session::open(store)?, name)?;

@@ -184,6 +184,8 @@ pub struct McpTool {
     remote_name: String,
     description: String,
     schema: Value,
+    /// The server declared the tool read-only (`readOnlyHint`).
+    read_only: bool,
     conn: Arc<Connection>,
 }
 
@@ -210,6 +212,17 @@ impl Tool for McpTool {
 
     fn parameters(&self) -> Value {
         self.schema.clone()
+    }
+
+    /// Unless the server declares the tool read-only (`readOnlyHint`),
+    /// a call may change anything: after untrusted data, the guard asks.
+    fn side_effect(&self, _args: &Value) -> Option<String> {
+        (!self.read_only).then(|| {
+            format!(
+                "call `{}` of the MCP server `{}` (not declared read-only)",
+                self.remote_name, self.conn.label
+            )
+        })
     }
 
     fn call(&self, args: Value) -> ToolOutput {
@@ -405,6 +418,11 @@ pub fn connect_named(
                 remote_name,
                 description,
                 schema: Value::Object((*t.input_schema).clone()),
+                read_only: t
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.read_only_hint)
+                    .unwrap_or(false),
                 conn: Arc::clone(&conn),
             }) as Box<dyn Tool>
         })

@@ -54,6 +54,15 @@ pub trait Tool: Send + Sync {
         ))
     }
 
+    /// What a call would change outside the conversation, judged before it
+    /// runs, for the agent's capability guard; None: nothing. The guard knows
+    /// the built-in tools' side effects by name (files writes, browse to a
+    /// new host, Python that writes files); a tool it does not know, such
+    /// as an MCP server's, says here.
+    fn side_effect(&self, _args: &Value) -> Option<String> {
+        None
+    }
+
     /// The OpenAI `tools` entry: `{"type": "function", "function": {...}}`.
     fn definition(&self) -> Value {
         json!({
