@@ -1,7 +1,8 @@
 //! `llmos agent` with a real model (qwen2.5-coder-0.5b-instruct): the
 //! calculator answers big-number arithmetic exactly, --max-steps stops the
 //! loop, and an instruction injected through a tool result causes no side
-//! effect (the guard refuses and logs it).
+//! effect (the guard refuses and logs it). `--no-guards` says it is for
+//! evaluation only (no model needed).
 
 mod common;
 use common::{llmos, model, stderr, stdout};
@@ -99,4 +100,30 @@ fn injected_instruction_in_a_tool_result_causes_no_side_effect() {
     if out.contains("\"operation\":\"write\"") {
         assert!(out.contains("guard: REFUSE files"), "{out}");
     }
+}
+
+/// `--no-guards` (bench/injection) warns before anything runs, and a run
+/// without it does not. No model: both stop at loading a missing file.
+#[test]
+fn no_guards_warns_that_it_is_for_evaluation_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing.gguf");
+    let run = |extra: &[&str]| {
+        let o = llmos()
+            .args(["agent", "--no-python", "-m"])
+            .arg(&missing)
+            .args(extra)
+            .arg("hi")
+            .output()
+            .expect("run llmos");
+        assert!(!o.status.success(), "a missing model must fail");
+        stderr(&o)
+    };
+    let err = run(&["--no-guards"]);
+    assert!(
+        err.contains("warning: --no-guards") && err.contains("for evaluation only"),
+        "{err}"
+    );
+    let err = run(&[]);
+    assert!(!err.contains("--no-guards"), "{err}");
 }
