@@ -189,6 +189,89 @@ fn ingest_search_ask_end_to_end() {
 }
 
 #[test]
+fn hnsw_vector_index_searches_rebuilds_and_follows_reingests() {
+    let Some(home) = home() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let docs = tmp.path().join("notes");
+    corpus(&docs);
+    let index = tmp.path().join("ix.sqlite");
+    let ix = index.to_str().expect("utf8");
+    let d = docs.to_str().expect("utf8");
+    let graph = tmp.path().join("ix.sqlite.hnsw");
+
+    // Forced on a small index: ingest builds the sidecar and says so.
+    let o = run(
+        &home,
+        &["ingest", d, "--index", ix, "--vector-index", "hnsw"],
+    );
+    assert!(
+        stdout(&o).contains("vectors: embedded HNSW (usearch"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(graph.is_file() && tmp.path().join("ix.sqlite.hnsw.meta").is_file());
+    let first_hit = |extra_env: Option<&str>, args: &[&str]| -> (String, String) {
+        let mut c = llmos();
+        c.arg("--home").arg(&home);
+        if let Some(v) = extra_env {
+            c.env("LLMOS_VECTOR_INDEX", v);
+        }
+        let o = c
+            .args([
+                "search",
+                "when do the nightly backups start",
+                "--index",
+                ix,
+                "-k",
+                "1",
+            ])
+            .args(args)
+            .output()
+            .expect("run llmos");
+        assert!(o.status.success(), "{}", stderr(&o));
+        (
+            stdout(&o).lines().next().unwrap_or_default().to_string(),
+            stderr(&o),
+        )
+    };
+    for mode in ["hybrid", "vector"] {
+        let (hit, _) = first_hit(None, &["--vector-index", "hnsw", "--mode", mode]);
+        assert!(hit.contains("backup.txt:1-5"), "{mode}: {hit}");
+        let (hit, _) = first_hit(Some("hnsw"), &["--mode", mode]);
+        assert!(hit.contains("backup.txt:1-5"), "env, {mode}: {hit}");
+    }
+    // A bad value is a clear error, naming the choices.
+    let o = llmos()
+        .arg("--home")
+        .arg(&home)
+        .env("LLMOS_VECTOR_INDEX", "fast")
+        .args(["search", "x", "--index", ix])
+        .output()
+        .expect("run llmos");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("auto, exact or hnsw"), "{}", stderr(&o));
+
+    // A corrupt sidecar is rebuilt (said on stderr), and the search answers.
+    std::fs::write(&graph, b"not a graph").expect("corrupt");
+    let (hit, err) = first_hit(Some("hnsw"), &["--mode", "vector"]);
+    assert!(hit.contains("backup.txt:1-5"), "{hit}");
+    assert!(err.contains("rebuilding it from"), "{err}");
+
+    // A file removed and re-ingested: its chunks leave the sidecar.
+    std::fs::remove_file(docs.join("ops/backup.txt")).expect("rm");
+    run(
+        &home,
+        &["ingest", d, "--index", ix, "--vector-index", "hnsw"],
+    );
+    let (hit, err) = first_hit(Some("hnsw"), &["--mode", "vector"]);
+    assert!(!hit.contains("backup.txt"), "{hit}");
+    assert!(
+        !err.contains("rebuilding"),
+        "reconciled, not rebuilt: {err}"
+    );
+}
+
+#[test]
 fn reingest_is_incremental_and_removes_deleted_files() {
     let Some(home) = home() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
