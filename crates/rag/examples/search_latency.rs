@@ -173,7 +173,14 @@ fn main() -> Res<()> {
         );
         time_queries(&r, &questions, &n.to_string())?;
     }
-    for ext in ["sqlite", "sqlite-wal", "sqlite-shm"] {
+    // The copy, and the HNSW sidecar `auto` built for it past the crossover.
+    for ext in [
+        "sqlite",
+        "sqlite-wal",
+        "sqlite-shm",
+        "sqlite.hnsw",
+        "sqlite.hnsw.meta",
+    ] {
         let _ = std::fs::remove_file(tmp.with_extension(ext));
     }
 
