@@ -319,10 +319,47 @@ pub fn ask(store: &Store, a: &AskArgs) -> Result<ExitCode> {
     // Sources: the ones the answer cites; all of them if it cites none.
     let cited = ask::cited(&answer, prompt.sources.len());
     writeln!(stdout)?;
-    if cited.is_empty() {
+    let support = if cited.is_empty() {
+        ask::attribute(&answer, &prompt.sources)
+    } else {
+        Vec::new()
+    };
+    if cited.is_empty() && support.iter().any(|s| s.source.is_some()) {
+        // The model wrote no [n]: cite for it, sentence by sentence, and
+        // say which sentences no source holds.
         writeln!(
             stdout,
-            "Sources (the answer cites none; these were retrieved):"
+            "Sources (the model wrote no [n]; each sentence is matched to the source holding its words):"
+        )?;
+        for (i, src) in prompt.sources.iter().enumerate() {
+            let backs: Vec<&str> = support
+                .iter()
+                .filter(|s| s.source == Some(i + 1))
+                .map(|s| s.sentence.as_str())
+                .collect();
+            if backs.is_empty() {
+                continue;
+            }
+            writeln!(stdout, "[{}] {src}", i + 1)?;
+            for b in backs {
+                writeln!(stdout, "    \"{b}\"")?;
+            }
+        }
+        let loose: Vec<&str> = support
+            .iter()
+            .filter(|s| s.source.is_none())
+            .map(|s| s.sentence.as_str())
+            .collect();
+        if !loose.is_empty() {
+            writeln!(stdout, "Not in the sources (check these):")?;
+            for l in loose {
+                writeln!(stdout, "    \"{l}\"")?;
+            }
+        }
+    } else if cited.is_empty() {
+        writeln!(
+            stdout,
+            "Sources (the answer cites none and matches none word for word; these were retrieved):"
         )?;
         for (i, s) in prompt.sources.iter().enumerate() {
             writeln!(stdout, "[{}] {s}", i + 1)?;

@@ -26,6 +26,8 @@ pub struct Source {
     pub path: String,
     pub line_start: usize,
     pub line_end: usize,
+    /// The excerpt as the prompt gave it (heading and text).
+    pub excerpt: String,
 }
 
 impl std::fmt::Display for Source {
@@ -63,17 +65,18 @@ pub fn build_prompt(question: &str, hits: &[&Hit], max_chars: usize) -> Prompt {
             text.truncate(cut);
         }
         used += text.len();
-        sources.push(Source {
-            path: c.path.clone(),
-            line_start: c.line_start,
-            line_end: c.line_end,
-        });
-        let n = sources.len();
         let title = if c.heading.is_empty() {
             file_name(&c.path).to_string()
         } else {
             format!("{}, {}", file_name(&c.path), c.heading)
         };
+        sources.push(Source {
+            path: c.path.clone(),
+            line_start: c.line_start,
+            line_end: c.line_end,
+            excerpt: format!("{title} {text}"),
+        });
+        let n = sources.len();
         user.push_str(&format!("[{n}] ({title}) {text}\n"));
     }
     user.push_str(&format!("\nQuestion: {question}"));
@@ -113,10 +116,137 @@ pub fn cited(answer: &str, n_sources: usize) -> Vec<usize> {
     out
 }
 
+/// One sentence of an answer and the source (1-based) that holds its words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Support {
+    pub sentence: String,
+    pub source: Option<usize>,
+}
+
+/// Lowercased words of an answer or excerpt that carry content: numbers,
+/// and words of three or more characters that are not function words.
+fn content_words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .filter(|w| {
+            w.chars().all(|c| c.is_ascii_digit())
+                || (w.chars().count() >= 3 && !crate::index::is_stopword(w))
+        })
+        .collect()
+}
+
+/// Citations for an answer whose model wrote none (small models rarely
+/// do): each sentence goes to the source that holds the most of its
+/// content words, if that source holds at least half of them (two at
+/// least, one for a one-word sentence) and every number in it. A sentence
+/// no source covers is returned with `source: None`, so the caller can
+/// flag it. This matches words, it does not check meaning.
+pub fn attribute(answer: &str, sources: &[Source]) -> Vec<Support> {
+    let bags: Vec<std::collections::HashSet<String>> = sources
+        .iter()
+        .map(|s| content_words(&s.excerpt).into_iter().collect())
+        .collect();
+    let mut out = Vec::new();
+    for sentence in sentences(answer) {
+        let words = content_words(sentence);
+        if words.is_empty() {
+            continue;
+        }
+        let need = (words.len().div_ceil(2)).max(2.min(words.len()));
+        let best = bags
+            .iter()
+            .enumerate()
+            .map(|(i, bag)| {
+                let have = words.iter().filter(|w| bag.contains(*w)).count();
+                let numbers_ok = words
+                    .iter()
+                    .filter(|w| w.chars().all(|c| c.is_ascii_digit()))
+                    .all(|w| bag.contains(w));
+                (i, have, numbers_ok)
+            })
+            .filter(|&(_, have, numbers_ok)| numbers_ok && have >= need)
+            .max_by_key(|&(i, have, _)| (have, std::cmp::Reverse(i)));
+        out.push(Support {
+            sentence: sentence.to_string(),
+            source: best.map(|(i, _, _)| i + 1),
+        });
+    }
+    out
+}
+
+/// The sentences of `text`: split after `.`, `!` or `?` followed by white
+/// space, and at line breaks; trimmed, empty ones dropped.
+fn sentences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut start = 0;
+        let b = line.as_bytes();
+        for i in 0..b.len() {
+            let end = matches!(b[i], b'.' | b'!' | b'?')
+                && b.get(i + 1).is_none_or(|c| c.is_ascii_whitespace());
+            if end {
+                out.push(line[start..=i].trim());
+                start = i + 1;
+            }
+        }
+        out.push(line[start..].trim());
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::StoredChunk;
+
+    fn source(excerpt: &str) -> Source {
+        Source {
+            path: "/n/a.md".into(),
+            line_start: 1,
+            line_end: 2,
+            excerpt: excerpt.into(),
+        }
+    }
+
+    #[test]
+    fn attribution_matches_words_and_insists_on_numbers() {
+        let srcs = [
+            source("recipes.md, Pancakes Mix 200 g flour, 2 eggs. Rest the batter for 30 minutes."),
+            source(
+                "meeting.md, Budget The cloud budget for Q2 is 18,500 euros, up from 15,000 in Q1.",
+            ),
+        ];
+        let got = attribute(
+            "The budget for Q2 is 18,500 euros, up from 15,000 euros. \
+             The batter should rest for 30 minutes.\n\
+             The batter should cook at 325 degrees for 2 hours. Enjoy!",
+            &srcs,
+        );
+        let by: Vec<(&str, Option<usize>)> = got
+            .iter()
+            .map(|s| (s.sentence.as_str(), s.source))
+            .collect();
+        assert_eq!(
+            by,
+            [
+                (
+                    "The budget for Q2 is 18,500 euros, up from 15,000 euros.",
+                    Some(2)
+                ),
+                ("The batter should rest for 30 minutes.", Some(1)),
+                // 325 is in no source: unsupported, though "batter" matches
+                ("The batter should cook at 325 degrees for 2 hours.", None),
+                ("Enjoy!", None),
+            ]
+        );
+        assert!(attribute("", &srcs).is_empty());
+        assert!(
+            attribute("The and of.", &srcs).is_empty(),
+            "no content words"
+        );
+    }
 
     fn hit(path: &str, text: &str, cosine: f32) -> Hit {
         Hit {

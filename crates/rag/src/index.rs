@@ -560,7 +560,7 @@ const STOPWORDS: &[&str] = &[
     "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your",
 ];
 
-fn is_stopword(w: &str) -> bool {
+pub(crate) fn is_stopword(w: &str) -> bool {
     STOPWORDS.binary_search(&w).is_ok()
 }
 
