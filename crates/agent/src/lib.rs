@@ -472,11 +472,12 @@ fn keep(
     }
 }
 
-/// Tool calls in a turn's text. Besides the hermes blocks and bare call
-/// objects the grammar allows, small models sometimes write the call as the
-/// only thing in a Markdown code block (the grammar cannot hold text that
-/// does not start with a call); that is read as the call too (its arguments
-/// were not grammar-checked, so the tool validates them, as always).
+/// Tool calls in a turn's text. Besides the hermes blocks, bare call objects
+/// and leading ```` ```json ```` blocks the grammar holds (and
+/// `parse_tool_calls_for` reads), small models sometimes write the call as
+/// the only thing in a code block with another tag; that is read as the call
+/// too (its arguments were not grammar-checked, so the tool validates them,
+/// as always).
 fn parse_calls(text: &str, defs: &[ToolDef]) -> llmos_grammar::ParsedOutput {
     let p = parse_tool_calls_for(text, defs);
     if !p.tool_calls.is_empty() {
