@@ -23,11 +23,13 @@
 //!   text at the trigger (in Qwen2.5 `<tool_call>` is a user-defined, not a
 //!   control, token, so the trigger is matched as text whichever tokens
 //!   spell it; where it is a control token the grammar names the token).
-//!   Free text may not start with `{`, nor with a `` ```json `` code block
-//!   around `{`: an answer that does must be a bare call
-//!   `{"name": .., "arguments": ..}`, or such calls in code blocks
-//!   (Qwen2.5-Coder answers both ways; llama.cpp's hermes grammar accepts
-//!   both too), held to the same schemas. Objects in a tool's parameters
+//!   Qwen2.5-Coder also writes calls untagged, as a bare
+//!   `{"name": .., "arguments": ..}` object or in a `` ```json `` code
+//!   block; as in llama.cpp's hermes grammar, an answer that starts
+//!   `{"name": "<a tool>"` (bare or fenced) is a call from there on (a lazy
+//!   trigger), held to that tool's schema, while other JSON, and calls of
+//!   functions that were not offered, stay text rather than being forced
+//!   into a call of one that was. Objects in a tool's parameters
 //!   that list `properties` and say nothing of `additionalProperties` are
 //!   closed, as llama.cpp's converter reads them, so a model cannot invent
 //!   arguments. `none` needs no constraint.

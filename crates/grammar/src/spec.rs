@@ -177,6 +177,18 @@ pub(crate) fn close_objects(schema: &Value) -> Value {
     Value::Object(out)
 }
 
+/// `s` as a regex that matches it literally (also inside a Lark `/../`).
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii_punctuation() {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The JSON one hermes tool call must be: `{"name": <const>, "arguments": <schema>}`.
 fn tool_call_schema(t: &ToolDef) -> Result<Value, GrammarError> {
     with_options(
@@ -256,18 +268,23 @@ fn tools_lark(
     let more = if parallel { " (\"\\n\" block)*" } else { "" };
     let mut g = String::new();
     if matches!(choice, ToolChoice::Auto) {
-        // Free text until the model opens a tool call, then only calls. Text
-        // may not start with "{", nor with a ```json fence around "{": a
-        // bare JSON answer, or one in a Markdown code block (Qwen2.5-Coder
-        // writes its calls both ways instead of using the tags; llama.cpp's
-        // hermes grammar accepts the same two), must be a valid call too.
-        let fences = if parallel {
-            " (\"\\n\" \"\\n\"? FENCE call \"\\n```\")*"
-        } else {
-            ""
-        };
+        // Free text until the model opens a tool call, then only calls.
+        // Qwen2.5-Coder also writes calls without the tags, as a bare JSON
+        // object or one in a ```json code block (llama.cpp's hermes grammar
+        // accepts both). As in llama.cpp, such an answer becomes a call only
+        // once it reads `{"name": "<a tool>"`: from there a lazy trigger
+        // lexeme ends and the arguments follow the tool's schema. Text may
+        // not start with that opening (so the trigger is the only way on),
+        // but any other JSON stays text: a JSON answer, or a call of a
+        // function that does not exist, is not forced into a call of one
+        // that does (it reaches the client as text).
+        let names = chosen
+            .iter()
+            .map(|t| regex_escape(&t.name))
+            .collect::<Vec<_>>()
+            .join("|");
         g.push_str(&format!(
-            "start: TEXT | call | fenced | head \"\\n\" call \"\\n\" {close}{more}\n"
+            "start: TEXT | bare | fenced | head \"\\n\" call \"\\n\" {close}{more}\n"
         ));
         if tags_special {
             g.push_str(&format!("head: TEXT {open}\n"));
@@ -275,9 +292,34 @@ fn tools_lark(
             // lazy: the head ends at the first "<tool_call>"
             g.push_str(&format!("head[lazy]: TEXT {open}\n"));
         }
-        g.push_str(&format!("fenced: FENCE call \"\\n```\"{fences}\n"));
-        g.push_str("FENCE: \"```json\\n\" | \"```\\n\"\n");
-        g.push_str("TEXT: /(?s:.*)/ & ~/(?:```(?:json)?\\n)?\\{(?s:.*)/\n");
+        let fences = if parallel {
+            " (\"\\n\" \"\\n\"? FENCE call \"\\n```\")*"
+        } else {
+            ""
+        };
+        let (mut bare, mut fenced) = (Vec::new(), Vec::new());
+        for (i, t) in chosen.iter().enumerate() {
+            let name = regex_escape(&t.name);
+            let args = with_options(&close_objects(&t.parameters_schema()), t.strict)?;
+            g.push_str(&format!(
+                "btrig{i}[lazy]: /\\{{\\s*\"name\"\\s*:\\s*\"{name}\"/\n\
+                 ftrig{i}[lazy]: /```(?:json)?\\n\\{{\\s*\"name\"\\s*:\\s*\"{name}\"/\n\
+                 args{i}: %json {args}\n"
+            ));
+            bare.push(format!("btrig{i} ARGS args{i} END"));
+            fenced.push(format!("ftrig{i} ARGS args{i} END"));
+        }
+        g.push_str(&format!("bare: {}\n", bare.join(" | ")));
+        g.push_str(&format!(
+            "fenced: ({}) \"\\n```\"{fences}\n",
+            fenced.join(" | ")
+        ));
+        g.push_str(&format!(
+            "ARGS: /{JSON_WS}?,{JSON_WS}?\"arguments\"{JSON_WS}?:{JSON_WS}?/\n\
+             END: /{JSON_WS}?\\}}/\n\
+             FENCE: \"```json\\n\" | \"```\\n\"\n\
+             TEXT: /(?s:.*)/ & ~/(?:```(?:json)?\\n)?\\{{\\s*\"name\"\\s*:\\s*\"(?:{names})\"(?s:.*)/\n"
+        ));
     } else {
         g.push_str(&format!("start: block{more}\n"));
     }

@@ -110,30 +110,55 @@ fn auto_allows_text_then_forces_a_valid_block() {
     );
     assert!(c.is_finished() || allows(&mut c, &tok, eos));
 
-    // A bare JSON answer must be a valid call too.
-    let mut c = Constraint::new(&vocab, &spec).expect("compile");
-    feed(&mut c, &tok, "{\"name\": \"");
-    assert!(!allows(&mut c, &tok, x), "a bare call of no tool");
-    feed(&mut c, &tok, "search\", \"arguments\": {\"q\": \"a\"}}");
-    assert!(allows(&mut c, &tok, eos));
-
-    // So must one in a Markdown code block (how Qwen2.5-Coder writes calls),
-    // and its arguments take no keys the schema does not list.
-    let mut c = Constraint::new(&vocab, &spec).expect("compile");
-    feed(&mut c, &tok, "```json\n{\n  \"name\": \"");
-    assert!(!allows(&mut c, &tok, x), "a fenced call of no tool");
-    feed(&mut c, &tok, "search\",\n  \"arguments\": {\"q\": \"a\"");
+    // A bare JSON call of a tool is held to its schema once it names the
+    // tool; its arguments take no keys the schema does not list.
     let comma = tok.encode(",", false, false)[0];
+    let mut c = Constraint::new(&vocab, &spec).expect("compile");
+    feed(
+        &mut c,
+        &tok,
+        "{\"name\": \"search\", \"arguments\": {\"q\": \"a\"",
+    );
+    assert!(
+        !allows(&mut c, &tok, comma),
+        "an argument the schema does not list"
+    );
+    feed(&mut c, &tok, "}}");
+    assert!(allows(&mut c, &tok, eos));
+    let mut c = Constraint::new(&vocab, &spec).expect("compile");
+    feed(&mut c, &tok, "{\"name\": \"search\", \"arguments\": {\"");
+    let z = tok.encode("z", false, false)[0];
+    assert!(
+        !allows(&mut c, &tok, z),
+        "an argument the schema does not list"
+    );
+
+    // So is one in a Markdown code block (how Qwen2.5-Coder writes calls).
+    let mut c = Constraint::new(&vocab, &spec).expect("compile");
+    feed(
+        &mut c,
+        &tok,
+        "```json\n{\n  \"name\": \"search\",\n  \"arguments\": {\"q\": \"a\"",
+    );
     assert!(
         !allows(&mut c, &tok, comma),
         "an argument the schema does not list"
     );
     feed(&mut c, &tok, "}\n}\n```");
     assert!(allows(&mut c, &tok, eos));
-    // A code block that is not JSON stays free text.
-    let mut c = Constraint::new(&vocab, &spec).expect("compile");
-    feed(&mut c, &tok, "```python\nprint(1)\n```\nThat prints 1.");
-    assert!(allows(&mut c, &tok, eos));
+
+    // Other JSON, and calls of functions that are not offered, stay text
+    // (as in llama.cpp): the grammar does not turn them into calls.
+    for text in [
+        "{\"answer\": 42}",
+        "{\"name\": \"searchx\", \"arguments\": {\"zzz\": 1}}",
+        "```json\n{\n  \"name\": \"get_day_of_week\",\n  \"arguments\": {}\n}\n```",
+        "```python\nprint(1)\n```\nThat prints 1.",
+    ] {
+        let mut c = Constraint::new(&vocab, &spec).expect("compile");
+        feed(&mut c, &tok, text);
+        assert!(allows(&mut c, &tok, eos), "{text}");
+    }
 
     // The trigger spelled in small tokens works the same way.
     let mut c = Constraint::new(&vocab, &spec).expect("compile");
