@@ -39,6 +39,19 @@ impl<'a> Args<'a> {
         self.get(key).is_some()
     }
 
+    /// The key holds a value that means "nothing": false, "", 0, [] or {}.
+    pub fn is_neutral(&self, key: &str) -> bool {
+        match self.get(key) {
+            None => true,
+            Some(Value::Bool(b)) => !b,
+            Some(Value::String(s)) => s.trim().is_empty(),
+            Some(Value::Number(n)) => n.as_f64() == Some(0.0),
+            Some(Value::Array(a)) => a.is_empty(),
+            Some(Value::Object(o)) => o.is_empty(),
+            Some(Value::Null) => true,
+        }
+    }
+
     /// # Errors
     /// Missing, null or not a string.
     pub fn string(&self, key: &str) -> Result<String, String> {

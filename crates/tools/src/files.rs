@@ -427,36 +427,53 @@ impl Files {
         )?;
         let op = a.string("operation")?;
         let path = a.opt_string("path")?.unwrap_or_else(|| ".".to_string());
-        let reject = |keys: &[&str]| -> Result<(), String> {
-            for k in keys {
-                if a.is_set(k) {
-                    return Err(format!(
-                        "files: '{k}' is not used by operation '{op}'; set it to null"
-                    ));
-                }
+        // The tool-call grammar makes every key required (nullable), so a
+        // small model fills keys its operation does not use: `append: false`
+        // on a read, `pattern: ""` on a list. Those are ignored; an unused key
+        // with a meaningful value is ignored too, with a note in the result
+        // (an error would cost a step and the model rarely recovers).
+        let unused = |keys: &[&str]| -> Vec<String> {
+            keys.iter()
+                .filter(|k| a.is_set(k) && !a.is_neutral(k))
+                .map(|k| format!("'{k}'"))
+                .collect()
+        };
+        let note = |keys: &[&str], out: ToolOutput| -> ToolOutput {
+            let ignored = unused(keys);
+            if ignored.is_empty() || out.is_error {
+                return out;
             }
-            Ok(())
+            let mut out = out;
+            out.content.push_str(&format!(
+                "\n[files: ignored {} (not used by operation '{op}')]",
+                ignored.join(", ")
+            ));
+            out
         };
         match op.as_str() {
             "list" => {
-                reject(&["pattern", "start_line", "end_line", "content", "append"])?;
-                Ok(ToolOutput::ok(self.list(&path)?).untrusted())
+                let out = ToolOutput::ok(self.list(&path)?).untrusted();
+                Ok(note(
+                    &["pattern", "start_line", "end_line", "content", "append"],
+                    out,
+                ))
             }
             "read" => {
-                reject(&["pattern", "content", "append"])?;
-                let s = a.opt_uint("start_line", 1, u64::MAX)?;
-                let e = a.opt_uint("end_line", 1, u64::MAX)?;
-                Ok(ToolOutput::ok(self.read(&path, s, e)?).untrusted())
+                // 0 is no line: read from the start / to the end.
+                let s = a.opt_uint("start_line", 0, u64::MAX)?.filter(|&n| n > 0);
+                let e = a.opt_uint("end_line", 0, u64::MAX)?.filter(|&n| n > 0);
+                let out = ToolOutput::ok(self.read(&path, s, e)?).untrusted();
+                Ok(note(&["pattern", "content", "append"], out))
             }
             "grep" => {
-                reject(&["start_line", "end_line", "content", "append"])?;
                 let pat = a
                     .opt_string("pattern")?
+                    .filter(|p| !p.is_empty())
                     .ok_or("files: operation 'grep' needs 'pattern' (a regular expression)")?;
-                Ok(ToolOutput::ok(self.grep(&path, &pat)?).untrusted())
+                let out = ToolOutput::ok(self.grep(&path, &pat)?).untrusted();
+                Ok(note(&["start_line", "end_line", "content", "append"], out))
             }
             "write" => {
-                reject(&["pattern", "start_line", "end_line"])?;
                 let content = a
                     .opt_string("content")?
                     .ok_or("files: operation 'write' needs 'content' (the text to write)")?;
@@ -467,8 +484,9 @@ impl Files {
                     content,
                     append,
                 };
+                let unused_keys = ["pattern", "start_line", "end_line"];
                 if self.write_allowed(&target) {
-                    return Ok(self.apply(&req));
+                    return Ok(note(&unused_keys, self.apply(&req)));
                 }
                 let mut out = ToolOutput::ok(format!(
                     "needs approval: writing {} bytes to {} must be approved by the user; nothing was written yet. \
@@ -477,7 +495,7 @@ impl Files {
                     target.display()
                 ));
                 out.side_effects.push(SideEffect::WriteProposed(req));
-                Ok(out)
+                Ok(note(&unused_keys, out))
             }
             other => Err(format!(
                 "files: unknown operation '{other}'; use one of {}",
