@@ -298,7 +298,7 @@ impl Agent {
         let mut generated = 0usize;
         let mut step = 0usize;
         // Calls already run (name, arguments) → what they returned.
-        let mut done: Vec<(String, String, Option<String>)> = Vec::new();
+        let mut done: Vec<(String, String, String)> = Vec::new();
         let mut answer_now = false;
         let end = loop {
             if step >= self.limits.max_steps {
@@ -338,6 +338,37 @@ impl Agent {
             } else {
                 parse_calls(&turn.text, &defs)
             };
+            // Small models repeat a call whose result they already have. A
+            // turn of nothing but repeats is dropped (not kept, not run) and
+            // the turn is asked again, this time for a text answer: the prompt
+            // is unchanged, so the model answers from the results it has. (A
+            // note in the conversation saying "you already made this call"
+            // was copied as the answer by qwen2.5-coder-0.5b.)
+            let is_repeat = |call: &llmos_grammar::ToolCall| {
+                done.iter().any(|(n, a, _)| {
+                    *n == call.name && (*a == call.arguments || same_calc(n, a, &call.arguments))
+                })
+            };
+            if !parsed.tool_calls.is_empty() && parsed.tool_calls.iter().all(is_repeat) {
+                for call in &parsed.tool_calls {
+                    on_event(Event::Call {
+                        name: &call.name,
+                        arguments: &call.arguments,
+                    });
+                }
+                let d = Decision {
+                    step,
+                    tool: parsed.tool_calls[0].name.clone(),
+                    verdict: Verdict::Note,
+                    reason:
+                        "repeated call not run again; the turn is asked again for a text answer"
+                            .into(),
+                };
+                guard.log.push(d.clone());
+                on_event(Event::Guard(&d));
+                answer_now = true;
+                continue;
+            }
             // The raw text goes back as the assistant message: it renders as
             // the model wrote it, so the next turn reuses the cached prefix.
             keep(
@@ -371,34 +402,24 @@ impl Agent {
                     name: &call.name,
                     arguments: &call.arguments,
                 });
-                // Small models repeat a call whose result they already have:
-                // do not run it again; ask for the answer (the next turn
-                // may not call tools).
+                // A repeat beside new calls: its earlier result again (untrusted
+                // ones still inside their data markers), not run twice; the
+                // next turn must answer in text.
                 if let Some((_, _, prev)) = done.iter().find(|(n, a, _)| {
                     *n == call.name && (*a == call.arguments || same_calc(n, a, &call.arguments))
                 }) {
-                    // The result is repeated (untrusted ones still marked
-                    // as data, see where `done` is filled).
-                    let note = match prev {
-                        Some(r) => format!(
-                            "You already made this call. Its result: {r}\nDo not call a tool again: \
-                             answer the user's task now, in plain text, using this result."
-                        ),
-                        None => "You already made this call; its result is above. Do not call a tool again: \
-                                 answer the user's task now, in plain text."
-                            .to_string(),
-                    };
                     let d = Decision {
                         step,
                         tool: call.name.clone(),
                         verdict: Verdict::Note,
-                        reason: "repeated call not run again; the next turn must answer in text"
+                        reason: "repeated call not run again; its earlier result is given again"
                             .into(),
                     };
                     guard.log.push(d.clone());
                     on_event(Event::Guard(&d));
-                    let mut m = Message::new("tool", note);
+                    let mut m = Message::new("tool", prev.clone());
                     m.name = Some(call.name.clone());
+                    m.tool_call_id = Some(call.id.clone());
                     keep(&mut messages, &mut memory, m, false)?;
                     answer_now = true;
                     continue;
@@ -429,8 +450,7 @@ impl Agent {
                 // A repeated call gets this result again: untrusted ones
                 // inside their data markers, never bare (small models copy
                 // a bare "its result is above" note as their answer).
-                let prev = content.clone();
-                done.push((call.name.clone(), call.arguments.clone(), Some(prev)));
+                done.push((call.name.clone(), call.arguments.clone(), content.clone()));
                 let mut m = Message::new("tool", content);
                 m.name = Some(call.name.clone());
                 m.tool_call_id = Some(call.id.clone());

@@ -164,11 +164,21 @@ fn a_repeated_call_is_not_run_again_and_the_next_turn_answers() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.end, End::FinalAnswer);
     assert_eq!(out.answer.as_deref(), Some("It is 1024."));
-    assert_eq!(out.messages.iter().filter(|m| m.role == "tool").count(), 2);
+    // The repeat is dropped, not answered with a note (which small models
+    // copied as their answer): one call, one result, then the answer.
+    assert_eq!(out.messages.iter().filter(|m| m.role == "tool").count(), 1);
+    assert_eq!(
+        out.messages
+            .iter()
+            .filter(|m| m.role == "assistant")
+            .count(),
+        2
+    );
+    assert_eq!(out.steps, 3);
     assert!(out
-        .messages
+        .guard_log
         .iter()
-        .any(|m| m.content.contains("You already made this call")));
+        .any(|d| d.reason.contains("repeated call not run again")));
 }
 
 #[test]
