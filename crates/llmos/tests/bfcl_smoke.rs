@@ -47,7 +47,12 @@ fn bfcl_runner_scores_one_case_per_category_with_valid_calls() {
     let results = tempfile::tempdir().expect("tempdir");
     let out = Command::new("python3")
         .arg(&run)
-        .args(["--models", "qwen2.5-coder-0.5b-instruct", "--modes", "constrained"])
+        .args([
+            "--models",
+            "qwen2.5-coder-0.5b-instruct",
+            "--modes",
+            "constrained",
+        ])
         .args(["--limit", "1", "--max-tokens", "128", "--min-valid", "90"])
         .arg("--llmos")
         .arg(env!("CARGO_BIN_EXE_llmos"))
@@ -60,7 +65,13 @@ fn bfcl_runner_scores_one_case_per_category_with_valid_calls() {
     eprintln!("{stderr}\n{stdout}");
     assert!(out.status.success(), "bench/bfcl/run failed");
     // One row per category and the overall row, each with a case scored.
-    for cat in ["simple", "multiple", "parallel", "irrelevance", "**overall**"] {
+    for cat in [
+        "simple",
+        "multiple",
+        "parallel",
+        "irrelevance",
+        "**overall**",
+    ] {
         assert!(
             stdout.lines().any(|l| l.contains(&format!("| {cat} |"))),
             "no {cat} row in:\n{stdout}"

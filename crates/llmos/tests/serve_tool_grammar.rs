@@ -103,7 +103,8 @@ fn no_tool_grammar_parses_calls_from_free_text_and_keeps_malformed_ones_as_text(
     assert_eq!(r["choices"][0]["finish_reason"], "tool_calls", "{r}");
     let call = &m(&r)["tool_calls"][0]["function"];
     assert_eq!(call["name"], "get_weather", "{r}");
-    let args: Value = serde_json::from_str(call["arguments"].as_str().expect("args")).expect("json");
+    let args: Value =
+        serde_json::from_str(call["arguments"].as_str().expect("args")).expect("json");
     assert_eq!(args["city"], "Paris", "{r}");
 
     // Cut off inside the call's JSON: a malformed call is a 200 with the
@@ -125,7 +126,10 @@ fn no_tool_grammar_parses_calls_from_free_text_and_keeps_malformed_ones_as_text(
     let (st, r) = chat(&free.addr, &greet);
     assert_eq!(st, 200, "{r}");
     let text = m(&r)["content"].as_str().unwrap_or("").to_string();
-    assert!(!text.contains("<tool_call>") && m(&r).get("tool_calls").is_none(), "{r}");
+    assert!(
+        !text.contains("<tool_call>") && m(&r).get("tool_calls").is_none(),
+        "{r}"
+    );
     drop(free);
     // ...while with the grammar (the default) the same request must open a call.
     let constrained = start(&qwen, &[]);
