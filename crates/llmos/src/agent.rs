@@ -113,8 +113,9 @@ pub(crate) fn builtin_tools(
 ) -> Result<Vec<Box<dyn Tool>>> {
     let mut tools: Vec<Box<dyn Tool>> = vec![Box::new(llmos_tools::calc::Calculator::default())];
     if !no_python {
+        // Python reads the --files folders too (read-only): data questions need them.
         match llmos_tools::python::Python::new(llmos_tools::python::Limits::default()) {
-            Ok(p) => tools.push(Box::new(p)),
+            Ok(p) => tools.push(Box::new(p.read_only(files)?)),
             Err(e) => note(&format!("python tool omitted: {e}")),
         }
     }

@@ -443,3 +443,68 @@ fn seccomp_refuses_escape_syscalls_but_not_ordinary_work() {
     assert!(r.stdout.contains("subprocess hi"), "{r:?}");
     assert!(r.stdout.contains("file x"), "{r:?}");
 }
+
+/// `llmos agent --files DIR`: Python could not see DIR, so a question about
+/// a CSV in it could not be answered with code. Now the folder is bound
+/// read-only at its own path; a sibling folder stays hidden.
+#[test]
+fn read_only_folders_are_readable_but_not_writable() {
+    let Some(p) = session(quick()) else { return };
+    let host = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let shown = host.path().join("data");
+    let hidden = host.path().join("private");
+    for d in [&shown, &hidden] {
+        std::fs::create_dir(d).unwrap_or_else(|e| panic!("{e}"));
+    }
+    std::fs::write(shown.join("t.csv"), "a,b\n1,2\n3,4\n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(hidden.join("secret.txt"), "hunter2").unwrap_or_else(|e| panic!("{e}"));
+    let p = p.read_only(&[&shown]).unwrap_or_else(|e| panic!("{e}"));
+    let shown = std::fs::canonicalize(&shown).unwrap_or_else(|e| panic!("{e}"));
+    let hidden = std::fs::canonicalize(&hidden).unwrap_or_else(|e| panic!("{e}"));
+    assert!(p.description().contains(&shown.display().to_string()));
+    let code = format!(
+        "import csv\n\
+         rows = list(csv.DictReader(open({csv:?})))\n\
+         print('SUM', sum(int(r['b']) for r in rows))\n\
+         for path in [{w:?}, {s:?}]:\n\
+         \x20   try:\n\
+         \x20       open(path, 'w').write('x'); print('WROTE', path)\n\
+         \x20   except OSError as e:\n\
+         \x20       print('denied', type(e).__name__)\n\
+         try:\n\
+         \x20   open({secret:?}).read(); print('READ secret')\n\
+         except OSError as e:\n\
+         \x20   print('denied', type(e).__name__)\n",
+        csv = shown.join("t.csv"),
+        w = shown.join("t.csv"),
+        s = shown.join("new.txt"),
+        secret = hidden.join("secret.txt"),
+    );
+    let r = run(&p, &code);
+    assert_eq!(r.status, Status::Ok, "{r:?}");
+    assert!(r.stdout.contains("SUM 6"), "{}", r.stdout);
+    assert_eq!(r.stdout.matches("denied").count(), 3, "{}", r.stdout);
+    assert!(!shown.join("new.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(shown.join("t.csv")).unwrap_or_default(),
+        "a,b\n1,2\n3,4\n"
+    );
+}
+
+#[test]
+fn a_read_only_folder_may_not_cover_the_sandbox_mounts() {
+    let Some(p) = session(quick()) else { return };
+    let e = p
+        .read_only(&["/"])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("cannot be shown to Python"), "{e}");
+    let Some(p) = session(quick()) else { return };
+    let e = p
+        .read_only(&["/no/such/folder"])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("/no/such/folder"), "{e}");
+}

@@ -16,6 +16,13 @@
 //! ends with an explicit `[output truncated at N bytes]` marker.
 //! Without a working bwrap, [`Python::new`] fails: nothing runs unconfined.
 //!
+//! **The user's folders.** [`Python::read_only`] shows folders (the agent's
+//! `--files` roots) inside the sandbox, read-only, at their own absolute
+//! paths, and the tool's description names them: data questions over a CSV
+//! are a `pandas.read_csv` away, while the files tool stays the only way to
+//! write. The code cannot change them, but what it reads flows into its
+//! output, which is untrusted like every result of this tool.
+//!
 //! **Host-side care with sandbox-written files.** The capture files are
 //! created by the host before each cell and read through the handles it kept,
 //! so the code cannot swap in a symlink to a host file; the scratch listing
@@ -97,8 +104,17 @@ pub struct Python {
     limits: Limits,
     /// Holds `scratch/` and `io/`; removed when the session is dropped.
     root: tempfile::TempDir,
+    /// Host folders shown read-only at the same paths (canonical).
+    read_only: Vec<PathBuf>,
+    /// The tool's description, naming the read-only folders.
+    description: String,
     proc: Mutex<Option<Proc>>,
 }
+
+const DESCRIPTION: &str = "Run Python 3 code in a sandbox, like a notebook cell: variables, imports and functions persist between calls. \
+     The value of a final expression is printed. The working directory is a scratch folder (files you write there \
+     are returned); there is no network and the rest of the file system is read-only or hidden. Limits: time, memory, \
+     processes and output size. Use print() to show results.";
 
 impl Python {
     /// A new session with its own scratch directory under the system temp dir.
@@ -145,8 +161,58 @@ impl Python {
             sandbox,
             limits,
             root,
+            read_only: Vec::new(),
+            description: DESCRIPTION.to_string(),
             proc: Mutex::new(None),
         })
+    }
+
+    /// Show these host folders inside the sandbox, read-only, at their own
+    /// absolute paths (canonicalised), and name them in the description.
+    ///
+    /// # Errors
+    /// [`Error::BadRoot`] when a folder cannot be canonicalised or is not a
+    /// directory; [`Error::SandboxUnavailable`] when it would cover one of the
+    /// sandbox's own mounts (`/`, `/usr`, `/tmp`, ...).
+    pub fn read_only<P: AsRef<Path>>(mut self, dirs: &[P]) -> Result<Python, Error> {
+        for d in dirs {
+            let p = d.as_ref();
+            let c = std::fs::canonicalize(p).map_err(|source| Error::BadRoot {
+                path: p.to_path_buf(),
+                source,
+            })?;
+            if !c.is_dir() {
+                let source =
+                    std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory");
+                return Err(Error::BadRoot {
+                    path: p.to_path_buf(),
+                    source,
+                });
+            }
+            sandbox::check_read_only(&c)?;
+            if !self.read_only.contains(&c) {
+                self.read_only.push(c);
+            }
+        }
+        let list: Vec<String> = self
+            .read_only
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        self.description = if list.is_empty() {
+            DESCRIPTION.to_string()
+        } else {
+            format!(
+                "{DESCRIPTION} The user's folders can be read (not written) at these absolute paths: {}.",
+                list.join(", ")
+            )
+        };
+        Ok(self)
+    }
+
+    /// The host folders shown read-only inside the sandbox.
+    pub fn read_only_dirs(&self) -> &[PathBuf] {
+        &self.read_only
     }
 
     /// The host path of the session's scratch directory (`/scratch` inside).
@@ -162,6 +228,7 @@ impl Python {
         let (mut cmd, _seccomp) = self.sandbox.command(
             &self.scratch(),
             &self.root.path().join("io"),
+            &self.read_only,
             &self.limits,
             REPL,
         )?;
@@ -430,10 +497,7 @@ impl Tool for Python {
     }
 
     fn description(&self) -> &str {
-        "Run Python 3 code in a sandbox, like a notebook cell: variables, imports and functions persist between calls. \
-         The value of a final expression is printed. The working directory is a scratch folder (files you write there \
-         are returned); there is no network and the rest of the file system is read-only or hidden. Limits: time, memory, \
-         processes and output size. Use print() to show results."
+        &self.description
     }
 
     fn parameters(&self) -> Json {

@@ -6,8 +6,9 @@
 //! 2. `bwrap`: new user, pid, network, ipc, uts and cgroup namespaces; the
 //!    system (`/usr` and its `/bin`, `/lib` links) read-only; `/proc` of the
 //!    new pid namespace; a private `/dev` and `/tmp`; the scratch dir (rw) at
-//!    `/scratch` and the capture dir (rw) at `/run/llmos-io`; nothing else of
-//!    the host (no `/root`, `/home`, `/work`, `/etc`). `--die-with-parent`
+//!    `/scratch` and the capture dir (rw) at `/run/llmos-io`; the user's
+//!    read-only folders (`llmos agent --files`), each at its own absolute
+//!    path; nothing else of the host (no `/root`, `/home`, `/work`, `/etc`). `--die-with-parent`
 //!    and the pid namespace mean killing bwrap kills everything inside;
 //!    `--new-session` stops TIOCSTI-style terminal injection.
 //!    A seccomp filter ([`super::seccomp`], `--seccomp FD`) refuses the
@@ -201,6 +202,7 @@ impl Sandbox {
         &self,
         scratch: &Path,
         io: &Path,
+        read_only: &[PathBuf],
         limits: &Limits,
         repl_src: &str,
     ) -> Result<(Command, Option<OwnedFd>), Error> {
@@ -226,6 +228,10 @@ impl Sandbox {
         cmd.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
         cmd.arg("--bind").arg(scratch).arg(SCRATCH);
         cmd.arg("--bind").arg(io).arg(IO);
+        // After /tmp's tmpfs, so that a folder under the host's /tmp shows through.
+        for d in read_only {
+            cmd.arg("--ro-bind").arg(d).arg(d);
+        }
         cmd.args(["--chdir", SCRATCH, "--clearenv"]);
         for (k, v) in [
             ("HOME", SCRATCH),
@@ -260,6 +266,34 @@ impl Sandbox {
         cmd.arg("--").args(py).arg(repl_src);
         Ok((cmd, filter))
     }
+}
+
+/// Where the sandbox mounts its own file systems: a read-only folder may
+/// lie below one of these (it is bound after them) but may not be one of
+/// them or hold one, or it would hide the scratch dir or replace the system.
+const MOUNT_POINTS: [&str; 10] = [
+    "/usr", "/bin", "/sbin", "/lib", "/lib64", "/proc", "/dev", "/tmp", SCRATCH, IO,
+];
+
+/// Check a folder the sandbox is to show read-only: it must be canonical
+/// (absolute, no symlinks) and must not cover a mount point of the sandbox.
+///
+/// # Errors
+/// [`Error::SandboxUnavailable`] naming the folder and the mount point.
+pub fn check_read_only(dir: &Path) -> Result<(), Error> {
+    if !dir.is_absolute() {
+        return Err(Error::SandboxUnavailable(format!(
+            "read-only folder {} must be an absolute, canonical path",
+            dir.display()
+        )));
+    }
+    if let Some(m) = MOUNT_POINTS.iter().find(|m| Path::new(m).starts_with(dir)) {
+        return Err(Error::SandboxUnavailable(format!(
+            "folder {} cannot be shown to Python: it holds the sandbox's own {m}; give a folder below it",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// A pipe holding the seccomp program: written whole and closed (it is far
