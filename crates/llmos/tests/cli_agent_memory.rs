@@ -4,6 +4,11 @@
 //! key-value lookup follows two hops through archival memory (after
 //! MemGPT's nested KV retrieval), and a session killed with SIGKILL mid-run
 //! resumes with everything it had shown.
+//!
+//! CI runs the kill test and one chain of the key-value lookup (about two
+//! minutes); the slow ones are `#[ignore]`d and run with
+//! `cargo test --release -p llmos --test cli_agent_memory -- --ignored`
+//! (23 min under load, figures in BENCHMARKS.md, "Agent memory").
 
 mod common;
 use common::{llmos, model, stderr, stdout};
@@ -96,41 +101,16 @@ fn filler(i: usize) -> String {
     )
 }
 
-#[test]
-fn a_conversation_three_times_the_context_recalls_its_first_turn() {
-    let Some(m) = model(MODEL) else { return };
-    let home = tempfile::tempdir().expect("tempdir");
-    let h = home.path();
-    let s = "locker";
-    let mut paged = Vec::new();
-    let first = ok(&agent(
-        h,
-        &m,
-        s,
-        "My locker code is 4821. Please remember it.",
-    ));
-    paged.push(first);
-    let mut turns = 1;
-    while session_tokens(h, &m, s) < 3 * N_CTX {
-        turns += 1;
-        assert!(turns < 60, "the conversation does not grow");
-        let out = ok(&agent(h, &m, s, &filler(turns)));
-        assert!(out.contains("context: "), "{out}");
-        paged.push(out);
-    }
-    let all = paged.join("\n");
+/// What every form of the 3x test checks, on the transcript of the runs
+/// before the question (`all`) and of the question's run (`q`).
+fn check_recall(all: &str, q: &str) {
     // The first turn was paged out, and that was shown.
     assert!(
         all.lines()
+            .chain(q.lines())
             .any(|l| l.starts_with("memory: paged out") && l.contains("(turns 1–")),
-        "{all}"
+        "{all}\n{q}"
     );
-    let q = ok(&agent(
-        h,
-        &m,
-        s,
-        "What is my locker code? Look it up with recall_search.",
-    ));
     // Every call stayed within its budget: "context: USED/1536".
     for l in all
         .lines()
@@ -153,6 +133,40 @@ fn a_conversation_three_times_the_context_recalls_its_first_turn() {
     // ... and the answer has the code.
     let answer = q.split("── answer\n").nth(1).unwrap_or_default();
     assert!(answer.contains("4821"), "{q}");
+}
+
+const LOCKER: &str = "My locker code is 4821. Please remember it.";
+const LOCKER_Q: &str = "What is my locker code? Look it up with recall_search.";
+
+/// Every turn a real run (33 `llmos agent` runs, ~15 min). Not in CI: a
+/// cheaper form that wrote the filler turns to the store and resumed them
+/// in one run took 4 min under load (seven summaries at once) and failed:
+/// qwen2.5-coder-0.5b answered without calling `recall_search`.
+#[test]
+#[ignore = "slow (~15 min): cargo test --release -p llmos --test cli_agent_memory -- --ignored"]
+fn a_conversation_three_times_the_context_recalls_its_first_turn() {
+    let Some(m) = model(MODEL) else { return };
+    let home = tempfile::tempdir().expect("tempdir");
+    let h = home.path();
+    let s = "locker";
+    let mut paged = vec![ok(&agent(h, &m, s, LOCKER))];
+    let mut turns = 1;
+    while session_tokens(h, &m, s) < 3 * N_CTX {
+        turns += 1;
+        assert!(turns < 60, "the conversation does not grow");
+        let out = ok(&agent(h, &m, s, &filler(turns)));
+        assert!(out.contains("context: "), "{out}");
+        paged.push(out);
+    }
+    let all = paged.join("\n");
+    // Paged out during the conversation, before the question.
+    assert!(
+        all.lines()
+            .any(|l| l.starts_with("memory: paged out") && l.contains("(turns 1–")),
+        "{all}"
+    );
+    let q = ok(&agent(h, &m, s, LOCKER_Q));
+    check_recall(&all, &q);
     eprintln!(
         "{turns} turns, {} tokens stored, context {CTX}",
         session_tokens(h, &m, s)
@@ -173,8 +187,19 @@ fn keys(n: usize) -> Vec<String> {
         .collect()
 }
 
+/// The CI form: the first chain (~40 s).
 #[test]
 fn nested_key_value_lookup_follows_two_hops_in_archival_memory() {
+    nested_kv(&[0]);
+}
+
+#[test]
+#[ignore = "slow (~2 min): cargo test --release -p llmos --test cli_agent_memory -- --ignored"]
+fn nested_key_value_lookup_follows_two_hops_on_three_chains() {
+    nested_kv(&[0, 10, 20]);
+}
+
+fn nested_kv(chains: &[usize]) {
     let Some(m) = model(KV_MODEL) else { return };
     let home = tempfile::tempdir().expect("tempdir");
     let h = home.path();
@@ -194,7 +219,7 @@ fn nested_key_value_lookup_follows_two_hops_in_archival_memory() {
     drop(st);
     let mut passed = 0;
     let mut report = Vec::new();
-    for start in [0usize, 10, 20] {
+    for &start in chains {
         let want = &k[40 + start + 1];
         let task = format!(
             "In archival memory, find the value of key {}. That value is itself a key: \
@@ -222,7 +247,12 @@ fn nested_key_value_lookup_follows_two_hops_in_archival_memory() {
             eprintln!("chain {start}: wanted {want}\n{out}");
         }
     }
-    assert_eq!(passed, 3, "two-hop lookups answered: {passed}/3");
+    assert_eq!(
+        passed,
+        chains.len(),
+        "two-hop lookups answered: {passed}/{}",
+        chains.len()
+    );
 }
 
 #[test]
