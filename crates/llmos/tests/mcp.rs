@@ -178,6 +178,18 @@ fn check_order_server(spec: &ServerSpec) {
     assert!(out.untrusted, "a foreign result must be untrusted");
     assert_eq!(out.content, "Order 12345 status: shipped");
 
+    // The server's readOnlyHint reaches the guard: a read-only tool is no
+    // side effect; a tool not declared read-only is one.
+    assert_eq!(status.side_effect(&json!({"order_id": "1"})), None);
+    let cancel = tools
+        .iter()
+        .find(|t| t.name() == "cancel_order")
+        .expect("cancel_order");
+    let effect = cancel
+        .side_effect(&json!({"order_id": "1"}))
+        .expect("cancel_order is a side effect");
+    assert!(effect.contains("not declared read-only"), "{effect}");
+
     let bad = status.call(json!({"order_id": 5}));
     assert!(bad.is_error && bad.untrusted, "{bad:?}");
 
@@ -194,7 +206,10 @@ fn our_client_against_a_python_sdk_server_over_stdio() {
     if !python_has_mcp() {
         return;
     }
-    let line = format!("python3 '{}' --with-calculator", script("order_server.py"));
+    let line = format!(
+        "python3 '{}' --with-calculator --with-cancel",
+        script("order_server.py")
+    );
     let spec = ServerSpec::command_line(&line).expect("command line");
     check_order_server(&spec);
 }
@@ -210,7 +225,12 @@ fn our_client_against_a_python_sdk_server_over_http() {
         .port();
     let child = Command::new("python3")
         .arg(script("order_server.py"))
-        .args(["--with-calculator", "--http", &port.to_string()])
+        .args([
+            "--with-calculator",
+            "--with-cancel",
+            "--http",
+            &port.to_string(),
+        ])
         .stdout(Stdio::null())
         .spawn()
         .expect("spawning order_server.py --http");
