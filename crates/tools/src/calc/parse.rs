@@ -122,7 +122,25 @@ fn lex(src: &str) -> Result<Vec<(Tok, Span)>, CalcError> {
                     i = j;
                 }
             }
-            Tok::Num(src[start..i].replace('_', ""))
+            let text = src[start..i].replace('_', "");
+            // As Python: `02` is not a number. Models wrote dates (`2031-11-02 - 1987-03-14`),
+            // which would otherwise be integer subtraction with a confident wrong answer.
+            if text.len() > 1
+                && text.starts_with('0')
+                && text.bytes().all(|b| b.is_ascii_digit())
+                && text.bytes().any(|b| b != b'0')
+            {
+                return Err(CalcError::at(
+                    src,
+                    Span { start, end: i },
+                    format!(
+                        "'{text}': leading zeros are not allowed in integers (write {}); \
+                         the calculator has no dates or times: compute those with the python tool's datetime",
+                        text.trim_start_matches('0')
+                    ),
+                ));
+            }
+            Tok::Num(text)
         } else if c.is_ascii_alphabetic() || c == b'_' {
             while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
                 i += 1;
@@ -438,6 +456,20 @@ mod tests {
         assert_eq!(p("2^10 % 7"), "((2 Pow 10) Mod 7)");
         assert_eq!(p("gcd(12, 18) // 4"), "(gcd(12, 18) FloorDiv 4)");
         assert_eq!(p("1_000.5e-3"), "1000.5e-3");
+    }
+
+    #[test]
+    fn a_date_is_an_error_not_a_subtraction() {
+        let e = parse("2031-11-02 - 1987-03-14")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("'02'") && e.contains("python") && e.contains("column 9"),
+            "{e}"
+        );
+        assert_eq!(p("0 + 00 + 0.5 + 0e3"), "(((0 Add 00) Add 0.5) Add 0e3)");
+        assert_eq!(p("01.5"), "01.5");
     }
 
     #[test]
