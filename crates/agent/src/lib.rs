@@ -17,16 +17,17 @@ pub mod exfil;
 pub mod guard;
 pub mod llm_tool;
 pub mod memory;
+pub mod prompt;
 pub mod recall;
 
 use guard::{Approval, Decision, Guard, Verdict};
 use llmos_engine::{Engine, EngineError, Finish, GenParams, Session};
 use llmos_grammar::{
-    parse_tool_calls_for, render_tools_prompt, Constraint, ConstraintSpec, GrammarError,
-    GrammarVocab, ToolChoice, ToolDef,
+    parse_tool_calls_for, Constraint, GrammarError, GrammarVocab, ToolCall, ToolDef,
 };
 use llmos_text::Message;
 use llmos_tools::{Tool, ToolOutput};
+use prompt::ChatPrompt;
 use serde_json::Value;
 use std::sync::atomic::AtomicBool;
 
@@ -40,6 +41,9 @@ pub enum AgentError {
     Template(String),
     #[error(transparent)]
     Memory(#[from] recall::RecallError),
+    /// The model's backend failed (e.g. the server's scheduler refused the turn).
+    #[error("the model failed: {0}")]
+    Backend(String),
 }
 
 /// The system prompt: how to work, and that tool results are data.
@@ -113,6 +117,9 @@ pub enum End {
     TokenBudget(usize),
     /// The conversation no longer fits in the context.
     ContextFull,
+    /// The model called tools the client runs ([`Agent::client_tools`]):
+    /// these calls, in order. The built-in calls of the same turn have run.
+    ClientCalls(Vec<ToolCall>),
 }
 
 impl std::fmt::Display for End {
@@ -128,6 +135,15 @@ impl std::fmt::Display for End {
                 "token budget spent ({n} generated tokens) before a final answer"
             ),
             End::ContextFull => write!(f, "context full before a final answer"),
+            End::ClientCalls(calls) => write!(
+                f,
+                "the model called client tools ({}): the client runs them and sends their results",
+                calls
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 }
@@ -215,6 +231,10 @@ pub struct Agent {
     /// Untrusted results are spotlighted ([`spotlight`]). Off only through
     /// [`Agent::unguard`].
     pub spotlight: bool,
+    /// Tools the *client* runs (OpenAI `tools` entries; `llmos serve`): the
+    /// model sees them beside [`Agent::tools`], and a turn that calls one
+    /// ends the run with [`End::ClientCalls`].
+    pub client_tools: Vec<Value>,
 }
 
 impl Agent {
@@ -227,6 +247,7 @@ impl Agent {
             exfil: exfil::Filter::default(),
             ask: None,
             spotlight: true,
+            client_tools: Vec::new(),
         }
     }
 
@@ -246,17 +267,35 @@ impl Agent {
         self.exfil = exfil::Filter::off();
     }
 
-    /// The tools as grammar definitions.
+    /// The tools (built-in, then the client's) as grammar definitions.
     pub fn tool_defs(&self) -> Vec<ToolDef> {
         self.tools
             .iter()
-            .filter_map(|t| ToolDef::from_openai(&t.definition()).ok())
+            .map(|t| t.definition())
+            .chain(self.client_tools.iter().cloned())
+            .filter_map(|d| ToolDef::from_openai(&d).ok())
             .collect()
     }
 
-    /// The tools as OpenAI `tools` JSON (what chat templates take).
+    /// The tools (built-in, then the client's) as OpenAI `tools` JSON (what
+    /// chat templates take).
     pub fn tools_json(&self) -> Value {
-        Value::Array(self.tools.iter().map(|t| t.definition()).collect())
+        Value::Array(
+            self.tools
+                .iter()
+                .map(|t| t.definition())
+                .chain(self.client_tools.iter().cloned())
+                .collect(),
+        )
+    }
+
+    /// Whether `name` is one of the client's tools (and not a built-in one).
+    fn is_client_tool(&self, name: &str) -> bool {
+        !self.tools.iter().any(|t| t.name() == name)
+            && self
+                .client_tools
+                .iter()
+                .any(|d| d.pointer("/function/name").and_then(Value::as_str) == Some(name))
     }
 
     /// Runs `task` to the end, reporting each step through `on_event`.
@@ -286,19 +325,105 @@ impl Agent {
         task: &str,
         on_event: &mut dyn FnMut(Event),
     ) -> Result<Outcome, AgentError> {
-        let defs = self.tool_defs();
-        let mut messages = match memory.as_deref_mut() {
+        let messages = match memory.as_deref_mut() {
             Some(m) => m.begin(&self.system_prompt, task)?,
             None => vec![
                 Message::new("system", &self.system_prompt),
                 Message::new("user", task),
             ],
         };
+        let guard = Guard::new(self.approval);
+        self.run_loop(llm, memory, messages, guard, Vec::new(), on_event)
+    }
+
+    /// Runs the loop on a conversation a client sent (`llmos serve`): the
+    /// agent's system prompt goes first (before the client's own system
+    /// message, if any), results of the client's tools in the history are
+    /// untrusted (spotlighted, and they arm the guard, as results of any
+    /// tool from outside are), and calls already answered in the history
+    /// count as made, so the model is not sent round the same call again.
+    /// A turn that calls a client tool ([`Agent::client_tools`]) ends the
+    /// run with [`End::ClientCalls`]; the client runs those calls and sends
+    /// the conversation again with their results.
+    ///
+    /// # Errors
+    /// A model or grammar failure.
+    pub fn run_conversation(
+        &self,
+        llm: &mut dyn Llm,
+        conversation: Vec<Message>,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<Outcome, AgentError> {
         let mut guard = Guard::new(self.approval);
+        let mut messages = Vec::with_capacity(conversation.len() + 1);
+        let mut system = self.system_prompt.clone();
+        // Calls of the history by id: (name, arguments as compact JSON).
+        let mut calls: Vec<(String, String, String)> = Vec::new();
+        let mut done = Vec::new();
+        for (i, mut m) in conversation.into_iter().enumerate() {
+            match m.role.as_str() {
+                "system" if i == 0 => {
+                    system = format!("{system}\n\n{}", m.content);
+                    continue;
+                }
+                "assistant" => {
+                    for c in m
+                        .tool_calls
+                        .as_ref()
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        let s = |p: &str| c.pointer(p).and_then(Value::as_str).unwrap_or("");
+                        let args = c.pointer("/function/arguments").map_or(String::new(), |a| {
+                            a.as_str().map_or_else(|| a.to_string(), str::to_string)
+                        });
+                        calls.push((s("/id").into(), s("/function/name").into(), args));
+                    }
+                }
+                "tool" => {
+                    let call = calls
+                        .iter()
+                        .find(|(id, _, _)| Some(id) == m.tool_call_id.as_ref())
+                        .cloned();
+                    let name = call
+                        .as_ref()
+                        .map(|(_, n, _)| n.clone())
+                        .or_else(|| m.name.clone())
+                        .unwrap_or_else(|| "client tool".into());
+                    let out = ToolOutput::ok(m.content.clone()).untrusted();
+                    for d in guard.observe(0, &name, &out) {
+                        on_event(Event::Guard(&d));
+                    }
+                    if self.spotlight {
+                        m.content = spotlight(&name, &m.content);
+                    }
+                    if let Some((_, n, a)) = call {
+                        done.push((n, a, m.content.clone()));
+                    }
+                }
+                _ => {}
+            }
+            messages.push(m);
+        }
+        messages.insert(0, Message::new("system", system));
+        self.run_loop(llm, None, messages, guard, done, on_event)
+    }
+
+    /// The loop itself, from a prepared prompt. `done`: calls already made
+    /// (name, arguments, the result the model saw).
+    fn run_loop(
+        &self,
+        llm: &mut dyn Llm,
+        mut memory: Option<&mut memory::Memory>,
+        mut messages: Vec<Message>,
+        mut guard: Guard,
+        mut done: Vec<(String, String, String)>,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<Outcome, AgentError> {
+        let defs = self.tool_defs();
         let mut generated = 0usize;
         let mut step = 0usize;
-        // Calls already run (name, arguments) → what they returned.
-        let mut done: Vec<(String, String, String)> = Vec::new();
         let mut answer_now = false;
         let end = loop {
             if step >= self.limits.max_steps {
@@ -344,10 +469,9 @@ impl Agent {
             // is unchanged, so the model answers from the results it has. (A
             // note in the conversation saying "you already made this call"
             // was copied as the answer by qwen2.5-coder-0.5b.)
-            let is_repeat = |call: &llmos_grammar::ToolCall| {
-                done.iter().any(|(n, a, _)| {
-                    *n == call.name && (*a == call.arguments || same_calc(n, a, &call.arguments))
-                })
+            let is_repeat = |call: &ToolCall| {
+                done.iter()
+                    .any(|(n, a, _)| *n == call.name && same_call(n, a, &call.arguments))
             };
             if !parsed.tool_calls.is_empty() && parsed.tool_calls.iter().all(is_repeat) {
                 for call in &parsed.tool_calls {
@@ -397,6 +521,7 @@ impl Agent {
                 let t = self.screen(step, "thought", t, &mut guard, on_event);
                 on_event(Event::Thought(&t));
             }
+            let mut client_calls = Vec::new();
             for call in &parsed.tool_calls {
                 on_event(Event::Call {
                     name: &call.name,
@@ -405,9 +530,10 @@ impl Agent {
                 // A repeat beside new calls: its earlier result again (untrusted
                 // ones still inside their data markers), not run twice; the
                 // next turn must answer in text.
-                if let Some((_, _, prev)) = done.iter().find(|(n, a, _)| {
-                    *n == call.name && (*a == call.arguments || same_calc(n, a, &call.arguments))
-                }) {
+                if let Some((_, _, prev)) = done
+                    .iter()
+                    .find(|(n, a, _)| *n == call.name && same_call(n, a, &call.arguments))
+                {
                     let d = Decision {
                         step,
                         tool: call.name.clone(),
@@ -422,6 +548,12 @@ impl Agent {
                     m.tool_call_id = Some(call.id.clone());
                     keep(&mut messages, &mut memory, m, false)?;
                     answer_now = true;
+                    continue;
+                }
+                // The client runs its own tools: the run ends after this turn's
+                // built-in calls, handing these over.
+                if self.is_client_tool(&call.name) {
+                    client_calls.push(call.clone());
                     continue;
                 }
                 let args: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
@@ -459,6 +591,9 @@ impl Agent {
                     name: &call.name,
                     output: &output,
                 });
+            }
+            if !client_calls.is_empty() {
+                break End::ClientCalls(client_calls);
             }
             if turn.context_full {
                 break End::ContextFull;
@@ -518,6 +653,13 @@ fn parse_calls(text: &str, defs: &[ToolDef]) -> llmos_grammar::ParsedOutput {
     p
 }
 
+/// Two calls with the same arguments (as JSON values: key order and spacing
+/// aside), or calculator calls of the same expression.
+fn same_call(name: &str, a: &str, b: &str) -> bool {
+    let value = |s: &str| serde_json::from_str::<Value>(s).ok();
+    a == b || value(a).is_some_and(|x| Some(x) == value(b)) || same_calc(name, a, b)
+}
+
 /// Two calculator calls of the same expression (e.g. only `digits` differs).
 fn same_calc(name: &str, a: &str, b: &str) -> bool {
     let expr = |s: &str| {
@@ -530,22 +672,16 @@ fn same_calc(name: &str, a: &str, b: &str) -> bool {
     name == "calculator" && expr(a).is_some() && expr(a) == expr(b)
 }
 
-/// The grammar of a turn that must answer in text: no tool-call block, no bare
-/// call, no code block first (where small models put a call).
-const ANSWER_ONLY: &str = r"start: /[^{<`\s][^<]*/";
-
 /// A local model through [`Engine`]: one session (prefix reuse across
-/// turns), the chat template with `tools` (or [`render_tools_prompt`] in the
-/// system message where the template ignores tools), and the `auto`
-/// tool-call grammar.
+/// turns), the chat template with `tools` (or the tools described in the
+/// system message where the template ignores them: [`ChatPrompt`]), and the
+/// `auto` tool-call grammar.
 pub struct EngineLlm<'e> {
     engine: &'e Engine,
     vocab: GrammarVocab,
     session: Session,
     params: GenParams,
-    tools: Vec<ToolDef>,
-    tools_json: Value,
-    template_takes_tools: bool,
+    prompt: ChatPrompt,
     cancel: &'e AtomicBool,
     /// A tool the first turn of a task must call (the turn right after the
     /// user's message), e.g. `search` for an assistant that answers from its
@@ -569,20 +705,12 @@ impl<'e> EngineLlm<'e> {
             .template
             .as_ref()
             .ok_or_else(|| AgentError::Template("the model has no chat template".into()))?;
-        let probe = serde_json::json!([{"type": "function", "function": {"name": "llmos_probe_tool_zq", "parameters": {}}}]);
-        let msgs = [Message::new("system", "s"), Message::new("user", "u")];
-        let template_takes_tools = tmpl
-            .render(&msgs, true, Some(&probe))
-            .map(|s| s.contains("llmos_probe_tool_zq"))
-            .unwrap_or(false);
         Ok(EngineLlm {
             engine,
             vocab: GrammarVocab::new(&engine.tokenizer)?,
             session: engine.new_session(n_ctx),
             params,
-            tools: agent.tool_defs(),
-            tools_json: agent.tools_json(),
-            template_takes_tools,
+            prompt: ChatPrompt::new(tmpl, agent.tools_json()),
             cancel,
             first_call: None,
         })
@@ -594,25 +722,7 @@ impl<'e> EngineLlm<'e> {
             .template
             .as_ref()
             .ok_or_else(|| AgentError::Template("the model has no chat template".into()))?;
-        let r = if self.template_takes_tools {
-            tmpl.render(messages, true, Some(&self.tools_json))
-        } else {
-            let mut m = messages.to_vec();
-            let tools = render_tools_prompt(&self.tools);
-            match m.first_mut() {
-                Some(s) if s.role == "system" => s.content = format!("{}\n\n{tools}", s.content),
-                _ => m.insert(0, Message::new("system", tools)),
-            }
-            // Templates without tools support may not know the `tool` role.
-            for x in &mut m {
-                if x.role == "tool" {
-                    x.role = "user".into();
-                    x.content = format!("<tool_response>\n{}\n</tool_response>", x.content);
-                }
-            }
-            tmpl.render(&m, true, None)
-        };
-        r.map_err(|e| AgentError::Template(e.to_string()))
+        self.prompt.render(tmpl, messages)
     }
 }
 
@@ -663,40 +773,20 @@ impl Llm for EngineLlm<'_> {
         let prompt = self.engine.encode_prompt(&text, true);
         let mut params = self.params.clone();
         params.max_tokens = Some(max_tokens);
-        let first = self.first_call.is_some() && messages.last().is_some_and(|m| m.role == "user");
-        let out = if tools {
-            let spec = ConstraintSpec::ToolCalls {
-                tools: self.tools.clone(),
-                choice: if first {
-                    ToolChoice::Named(self.first_call.clone().unwrap_or_default())
-                } else {
-                    ToolChoice::Auto
-                },
-                // One forced call, not a run of them.
-                parallel: !first,
-            };
-            let mut grammar = Constraint::new(&self.vocab, &spec)?;
-            self.engine.generate_constrained(
-                &mut self.session,
-                &prompt,
-                &params,
-                Some(&mut grammar),
-                self.cancel,
-                |_| {},
-            )?
-        } else {
-            // Text only: no `<` (so no `<tool_call>`), and no `{` first (no bare call).
-            let spec = ConstraintSpec::Lark(ANSWER_ONLY.into());
-            let mut grammar = Constraint::new(&self.vocab, &spec)?;
-            self.engine.generate_constrained(
-                &mut self.session,
-                &prompt,
-                &params,
-                Some(&mut grammar),
-                self.cancel,
-                |_| {},
-            )?
-        };
+        let first = self
+            .first_call
+            .as_deref()
+            .filter(|_| messages.last().is_some_and(|m| m.role == "user"));
+        let spec = self.prompt.turn_spec(tools, first);
+        let mut grammar = Constraint::new(&self.vocab, &spec)?;
+        let out = self.engine.generate_constrained(
+            &mut self.session,
+            &prompt,
+            &params,
+            Some(&mut grammar),
+            self.cancel,
+            |_| {},
+        )?;
         Ok(Turn {
             text: out.text,
             generated_tokens: out.tokens.len(),
