@@ -166,6 +166,21 @@ pub struct ServeArgs {
     /// bench/bfcl; `response_format` is still enforced.
     #[arg(long)]
     pub no_tool_grammar: bool,
+    /// Built-in tools for the agent loop (a chat request's `llmos.tools`):
+    /// the calculator is always there; give `files` read access under DIR
+    /// (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub files: Vec<PathBuf>,
+    /// Let `files` write under DIR (inside a --files root); other writes are
+    /// refused, as there is nobody to ask.
+    #[arg(long, value_name = "DIR")]
+    pub allow_writes: Vec<PathBuf>,
+    /// Give the `browse` tool this host (repeatable).
+    #[arg(long, value_name = "HOST")]
+    pub browse: Vec<String>,
+    /// Leave the python tool out (it is offered when bubblewrap is installed).
+    #[arg(long)]
+    pub no_python: bool,
 }
 
 #[derive(Args, Debug, Clone)]

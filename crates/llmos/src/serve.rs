@@ -48,6 +48,7 @@ pub fn run(store: &Store, a: &ServeArgs) -> Result<ExitCode> {
             queue: a.queue,
         },
         tool_grammar: !a.no_tool_grammar,
+        builtins: Some(builtins(a)?),
     };
     let mut embedders = Vec::new();
     for spec in &a.embedding_models {
@@ -64,6 +65,64 @@ pub fn run(store: &Store, a: &ServeArgs) -> Result<ExitCode> {
     }
     llmos_server::serve_with_embedders(cfg, models, embedders)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The built-in tools requests may ask the agent loop for, as the flags
+/// enable them (`llmos agent`'s flags). Built once now, so a bad --files
+/// root fails at start; each request then gets fresh ones.
+fn builtins(a: &ServeArgs) -> Result<llmos_server::agent::Builtins> {
+    let all = crate::agent::builtin_tools(
+        &a.files,
+        &a.allow_writes,
+        &a.browse,
+        a.no_python,
+        &mut |n| eprintln!("note: {n}"),
+    )?;
+    let enabled: Vec<String> = all.iter().map(|t| t.name().to_string()).collect();
+    drop(all);
+    let mut disabled = Vec::new();
+    if !enabled.iter().any(|n| n == "python") {
+        let how = if a.no_python {
+            "start llmos serve without --no-python"
+        } else {
+            "it needs bubblewrap (bwrap), which this machine lacks"
+        };
+        disabled.push(("python".to_string(), how.to_string()));
+    }
+    if a.files.is_empty() {
+        disabled.push(("files".into(), "start llmos serve with --files DIR".into()));
+    }
+    if a.browse.is_empty() {
+        disabled.push((
+            "browse".into(),
+            "start llmos serve with --browse HOST".into(),
+        ));
+    }
+    let (files, writes, browse, no_python) = (
+        a.files.clone(),
+        a.allow_writes.clone(),
+        a.browse.clone(),
+        a.no_python,
+    );
+    let make: llmos_server::agent::ToolFactory = Arc::new(move |names: &[String]| {
+        // Only what was asked for (no Python session for a calculator request).
+        let want = |n: &str| names.iter().any(|x| x == n);
+        let tools = crate::agent::builtin_tools(
+            &files,
+            &writes,
+            &browse,
+            no_python || !want("python"),
+            &mut |_| {},
+        )
+        .map_err(|e| format!("{e:#}"))?;
+        Ok(tools.into_iter().filter(|t| want(t.name())).collect())
+    });
+    Ok(llmos_server::agent::Builtins {
+        make,
+        enabled,
+        disabled,
+        browse: a.browse.clone(),
+    })
 }
 
 /// The name clients use: a catalog name as given, a file by its stem.

@@ -77,7 +77,25 @@ pub struct ChatRequest {
     pub parallel_tool_calls: Option<bool>,
     #[serde(default)]
     pub response_format: Option<ResponseFormat>,
+    /// llmos's extension: run the agent loop with built-in tools
+    /// (`extra_body={"llmos": {...}}` in OpenAI's Python client).
+    #[serde(default)]
+    pub llmos: Option<LlmosOptions>,
 }
+
+/// The `llmos` object of a chat request: which built-in tools the server
+/// runs for this request, and the loop's step limit. Unknown keys are an
+/// error (a misspelt `max_step` would otherwise be silently ignored).
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct LlmosOptions {
+    pub tools: Vec<String>,
+    #[serde(default)]
+    pub max_steps: Option<u64>,
+}
+
+/// Most model turns one request may ask the loop for.
+pub const MAX_AGENT_STEPS: usize = 32;
 
 #[derive(Deserialize, Debug)]
 pub struct CompletionRequest {
@@ -326,6 +344,17 @@ pub struct ChatJob {
     pub parallel_tool_calls: bool,
     pub format: Format,
     pub gen: GenOpts,
+    /// Run the agent loop (`llmos` in the request); None: one assistant message.
+    pub agent: Option<AgentOpts>,
+}
+
+/// The `llmos` extension, checked (whether the server enabled the tools is
+/// checked by the handler, which knows).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentOpts {
+    /// Built-in tools, by name, in the request's order, no repeats.
+    pub tools: Vec<String>,
+    pub max_steps: usize,
 }
 
 /// A checked completion request.
@@ -671,6 +700,11 @@ pub fn validate_chat(r: ChatRequest, limits: &Limits) -> Result<ChatJob, ApiErro
         ));
     }
 
+    let agent = match r.llmos {
+        None => None,
+        Some(o) => Some(validate_agent(o, &names, &tool_mode, &format, &gen)?),
+    };
+
     let messages = convert_messages(r.messages)?;
     let tools_json = if tool_mode == ToolMode::None || tools.is_empty() {
         None
@@ -690,6 +724,70 @@ pub fn validate_chat(r: ChatRequest, limits: &Limits) -> Result<ChatJob, ApiErro
         parallel_tool_calls: r.parallel_tool_calls.unwrap_or(true),
         format,
         gen,
+        agent,
+    })
+}
+
+/// Checks the `llmos` object against the rest of the request: the loop
+/// makes one choice, in text, and decides itself when to call a tool.
+fn validate_agent(
+    o: LlmosOptions,
+    client_tools: &[String],
+    tool_mode: &ToolMode,
+    format: &Format,
+    gen: &GenOpts,
+) -> Result<AgentOpts, ApiError> {
+    if o.tools.is_empty() {
+        return Err(ApiError::param(
+            "llmos.tools",
+            "`llmos.tools` is empty; name the built-in tools the server should run (e.g. [\"calculator\"])",
+        ));
+    }
+    for (i, t) in o.tools.iter().enumerate() {
+        if o.tools[..i].contains(t) {
+            return Err(ApiError::param(
+                format!("llmos.tools[{i}]"),
+                format!("`llmos.tools` names `{t}` twice"),
+            ));
+        }
+        if let Some(j) = client_tools.iter().position(|c| c == t) {
+            return Err(ApiError::param(
+                format!("tools[{j}].function.name"),
+                format!("the client tool `{t}` has the name of a built-in tool in `llmos.tools`; rename one of them"),
+            ));
+        }
+    }
+    let max_steps = match o.max_steps {
+        None => 8,
+        Some(n) if (1..=MAX_AGENT_STEPS as u64).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(ApiError::param(
+                "llmos.max_steps",
+                format!("`llmos.max_steps` is {n}; it must be between 1 and {MAX_AGENT_STEPS}"),
+            ))
+        }
+    };
+    let conflict = |param: &str, what: &str| {
+        Err(ApiError::param(
+            param,
+            format!("{what} cannot be combined with `llmos.tools` (the agent loop answers in text and chooses its own calls)"),
+        ))
+    };
+    if gen.n > 1 {
+        return conflict("n", "`n` > 1");
+    }
+    if *format != Format::Text {
+        return conflict("response_format", "`response_format`");
+    }
+    if gen.logprobs.is_some() {
+        return conflict("logprobs", "`logprobs`");
+    }
+    if matches!(tool_mode, ToolMode::Required | ToolMode::Named(_)) {
+        return conflict("tool_choice", "a forced `tool_choice`");
+    }
+    Ok(AgentOpts {
+        tools: o.tools,
+        max_steps,
     })
 }
 
@@ -1057,6 +1155,71 @@ mod tests {
             r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#,
         );
         assert_eq!(e.param.as_deref(), Some("messages[0].content[0].type"));
+    }
+
+    #[test]
+    fn llmos_extension_is_checked() {
+        let base = r#"{"model":"m","messages":[{"role":"user","content":"x"}]"#;
+        let j = chat(&format!(r#"{base},"llmos":{{"tools":["calculator"]}}}}"#)).unwrap();
+        assert_eq!(
+            j.agent,
+            Some(AgentOpts {
+                tools: vec!["calculator".into()],
+                max_steps: 8
+            })
+        );
+        let j = chat(&format!(
+            r#"{base},{TOOLS},"llmos":{{"tools":["calculator","python"],"max_steps":3}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(j.agent.map(|a| a.max_steps), Some(3));
+        assert!(chat(&format!("{base}}}")).unwrap().agent.is_none());
+        for (extra, param) in [
+            (r#""llmos":{"tools":[]}"#, "llmos.tools"),
+            (
+                r#""llmos":{"tools":["calculator","calculator"]}"#,
+                "llmos.tools[1]",
+            ),
+            (
+                r#""llmos":{"tools":["calculator"],"max_steps":0}"#,
+                "llmos.max_steps",
+            ),
+            (
+                r#""llmos":{"tools":["calculator"],"max_steps":99}"#,
+                "llmos.max_steps",
+            ),
+            (
+                r#""llmos":{"tools":["calculator"],"max_steps":"many"}"#,
+                "llmos.max_steps",
+            ),
+            (r#""llmos":{"tools":"calculator"}"#, "llmos.tools"),
+            (r#""llmos":{"tools":["calculator"]},"n":2"#, "n"),
+            (
+                r#""llmos":{"tools":["calculator"]},"response_format":{"type":"json_object"}"#,
+                "response_format",
+            ),
+            (
+                r#""llmos":{"tools":["calculator"]},"logprobs":true"#,
+                "logprobs",
+            ),
+            (
+                r#""llmos":{"tools":["get_weather"]},"tools":[{"type":"function","function":{"name":"get_weather"}}]"#,
+                "tools[0].function.name",
+            ),
+            (
+                r#""llmos":{"tools":["calculator"]},"tools":[{"type":"function","function":{"name":"get_weather"}}],"tool_choice":"required""#,
+                "tool_choice",
+            ),
+        ] {
+            let e = err(&format!("{base},{extra}}}"));
+            assert_eq!(e.param.as_deref(), Some(param), "{extra}: {e}");
+            assert_eq!(e.status.as_u16(), 400);
+        }
+        // A misspelt key is named, not ignored.
+        let e = err(&format!(
+            r#"{base},"llmos":{{"tools":["calculator"],"max_step":3}}}}"#
+        ));
+        assert!(e.message.contains("max_step"), "{e}");
     }
 
     #[test]

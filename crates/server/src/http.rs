@@ -46,13 +46,13 @@ impl Sink for ChanSink {
     }
 }
 
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
-fn new_id(prefix: &str) -> String {
+pub(crate) fn new_id(prefix: &str) -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let t = SystemTime::now()
@@ -85,7 +85,7 @@ fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     })
 }
 
-fn find_model<'a>(st: &'a AppState, name: &str) -> Result<&'a ModelEntry, ApiError> {
+pub(crate) fn find_model<'a>(st: &'a AppState, name: &str) -> Result<&'a ModelEntry, ApiError> {
     st.models.iter().find(|m| m.name == name).ok_or_else(|| {
         let known: Vec<String> = st.models.iter().map(|m| m.name.clone()).collect();
         ApiError::unknown_model(name, &known)
@@ -124,7 +124,7 @@ fn fit_context(
     }
 }
 
-fn sampler_for(g: &GenOpts, choice: usize) -> SamplerConfig {
+pub(crate) fn sampler_for(g: &GenOpts, choice: usize) -> SamplerConfig {
     let seed = g.seed.unwrap_or_else(|| {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -174,19 +174,24 @@ fn submit(
         };
         if let Err(e) = m.batcher.submit(req) {
             // Dropping rx cancels whatever was already queued.
-            return Err(match e {
-                SubmitError::QueueFull { .. } => {
-                    st.metrics.rejected_busy.fetch_add(1, Ordering::Relaxed);
-                    ApiError::busy(format!("{e}"), 1)
-                }
-                SubmitError::TooLong { .. } | SubmitError::EmptyPrompt => {
-                    ApiError::invalid(e.to_string()).with_code("context_length_exceeded")
-                }
-                SubmitError::Stopped => ApiError::internal(e.to_string()),
-            });
+            return Err(submit_error(st, e));
         }
     }
     Ok(rx)
+}
+
+/// What the client hears when the scheduler refuses a sequence.
+pub(crate) fn submit_error(st: &AppState, e: SubmitError) -> ApiError {
+    match e {
+        SubmitError::QueueFull { .. } => {
+            st.metrics.rejected_busy.fetch_add(1, Ordering::Relaxed);
+            ApiError::busy(format!("{e}"), 1)
+        }
+        SubmitError::TooLong { .. } | SubmitError::EmptyPrompt => {
+            ApiError::invalid(e.to_string()).with_code("context_length_exceeded")
+        }
+        SubmitError::Stopped => ApiError::internal(e.to_string()),
+    }
 }
 
 /// Everything one choice produced, for non-streaming answers.
@@ -238,7 +243,7 @@ async fn collect(
     Ok(out)
 }
 
-fn usage_json(us: &[SeqUsage]) -> Value {
+pub(crate) fn usage_json(us: &[SeqUsage]) -> Value {
     // n choices share one prompt: count it once, as OpenAI does.
     let prompt = us.first().map_or(0, |u| u.prompt_tokens);
     let cached = us.first().map_or(0, |u| u.cached_tokens);
@@ -341,6 +346,9 @@ async fn chat_inner(
     let req: api::ChatRequest = api::parse_json(&body)?;
     let job = api::validate_chat(req, &st.limits)?;
     let m = find_model(st, &job.model)?;
+    if job.agent.is_some() {
+        return crate::agent::chat(st, m, job, t0).await;
+    }
     let engine = Arc::clone(&m.engine);
     let (messages, tools) = (job.messages.clone(), job.tools.clone());
     let prompt = tokio::task::spawn_blocking(move || -> Result<Vec<u32>, ApiError> {
@@ -427,7 +435,7 @@ async fn chat_inner(
 /// An SSE response fed by a task that turns engine events into chunks. The
 /// task ends when the client goes away, which drops the engine receiver and
 /// cancels the sequences at the next step.
-fn sse_response(
+pub(crate) fn sse_response(
     produce: impl FnOnce(mpsc::Sender<SseEvent>) -> tokio::task::JoinHandle<()>,
 ) -> Response {
     let (tx, rx) = mpsc::channel::<SseEvent>(64);
@@ -442,7 +450,7 @@ fn sse<S: Stream<Item = Result<SseEvent, Infallible>> + Send + 'static>(s: S) ->
     Sse::new(s)
 }
 
-fn data(v: &Value) -> SseEvent {
+pub(crate) fn data(v: &Value) -> SseEvent {
     SseEvent::default().data(v.to_string())
 }
 

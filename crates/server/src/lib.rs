@@ -2,6 +2,8 @@
 //!
 //! `POST /v1/chat/completions`, `/v1/completions` and `/v1/embeddings`,
 //! `GET /v1/models`, `/health` and `/metrics` (Prometheus text), on axum.
+//! A chat request with an `llmos` object runs the agent loop with built-in
+//! tools server-side ([`agent`]).
 //!
 //! The design decision is the split of work across threads. The async
 //! runtime only parses, validates and streams; prompts are rendered and
@@ -25,6 +27,7 @@
 //! # }
 //! ```
 
+pub mod agent;
 pub mod api;
 mod constrain;
 mod embed;
@@ -67,6 +70,9 @@ pub struct ServerConfig {
     /// grammar (a malformed block stays content). `response_format` is
     /// still enforced. For measuring what the grammar buys.
     pub tool_grammar: bool,
+    /// Built-in tools requests may ask the agent loop for (`llmos` in a chat
+    /// request); None: none, and such requests are refused.
+    pub builtins: Option<agent::Builtins>,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +87,7 @@ impl Default for ServerConfig {
             limits: api::Limits::default(),
             batch: BatchConfig::default(),
             tool_grammar: true,
+            builtins: None,
         }
     }
 }
@@ -102,6 +109,8 @@ pub(crate) struct AppState {
     pub limits: api::Limits,
     /// [`ServerConfig::tool_grammar`].
     pub tool_grammar: bool,
+    /// [`ServerConfig::builtins`].
+    pub builtins: Option<agent::Builtins>,
     pub api_key: Option<String>,
     pub metrics: metrics::Metrics,
     pub started: Instant,
@@ -229,6 +238,7 @@ pub fn serve_with_embedders(
             .collect(),
         limits: cfg.limits,
         tool_grammar: cfg.tool_grammar,
+        builtins: cfg.builtins.clone(),
         api_key: cfg.api_key.clone().filter(|k| !k.is_empty()),
         metrics: metrics::Metrics::default(),
         started: Instant::now(),
