@@ -275,3 +275,31 @@ fn unguard_turns_off_spotlighting_policy_and_filter_and_the_default_keeps_them()
         open.guard_log
     );
 }
+
+#[test]
+fn a_repeated_failed_call_is_answered_with_its_failure_not_a_request_for_the_answer() {
+    let agent = Agent::new(vec![Box::new(Calculator::default())]);
+    let bad = call(
+        "calculator",
+        serde_json::json!({"expression": "1/0", "digits": null}),
+    );
+    // The third turn may still call tools (a script that calls is a call).
+    let mut llm = Script(vec![bad.clone(), bad, "It cannot be computed.".into()], 0);
+    let out = agent
+        .run(&mut llm, "1/0?", &mut |_| {})
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.end, End::FinalAnswer);
+    assert_eq!(out.steps, 3);
+    let tools: Vec<&str> = out
+        .messages
+        .iter()
+        .filter(|m| m.role == "tool")
+        .map(|m| m.content.as_str())
+        .collect();
+    assert_eq!(tools.len(), 2, "{tools:?}");
+    assert!(tools[1].contains("failed before"), "{tools:?}");
+    assert!(out
+        .guard_log
+        .iter()
+        .any(|d| d.reason.contains("it failed before")));
+}
