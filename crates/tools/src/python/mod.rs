@@ -116,6 +116,33 @@ const DESCRIPTION: &str = "Run Python 3 code in a sandbox, like a notebook cell:
      are returned); there is no network and the rest of the file system is read-only or hidden. Limits: time, memory, \
      processes and output size. Use print() to show results.";
 
+/// Well-known packages that small models reach for, and whether the system
+/// Python (the one the sandbox runs) has them.
+const KNOWN_PACKAGES: [&str; 4] = ["numpy", "pandas", "scipy", "matplotlib"];
+
+/// The sentence of the description on packages: which of [`KNOWN_PACKAGES`]
+/// `/usr/bin/python3` can import (Debian puts them under
+/// /usr/lib/python3/dist-packages), or that there is only the standard
+/// library. Models default to pandas for a CSV; told it is missing, they
+/// use the csv module.
+fn packages_sentence() -> String {
+    let have: Vec<&str> = KNOWN_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| Path::new("/usr/lib/python3/dist-packages").join(p).is_dir())
+        .collect();
+    if have.is_empty() {
+        " Only the standard library is installed (no pandas or numpy): read CSV files with the csv module, \
+         compute with statistics, fractions, decimal and datetime."
+            .to_string()
+    } else {
+        format!(
+            " Installed beyond the standard library: {}.",
+            have.join(", ")
+        )
+    }
+}
+
 impl Python {
     /// A new session with its own scratch directory under the system temp dir.
     ///
@@ -162,7 +189,7 @@ impl Python {
             limits,
             root,
             read_only: Vec::new(),
-            description: DESCRIPTION.to_string(),
+            description: format!("{DESCRIPTION}{}", packages_sentence()),
             proc: Mutex::new(None),
         })
     }
@@ -200,10 +227,11 @@ impl Python {
             .map(|d| d.display().to_string())
             .collect();
         self.description = if list.is_empty() {
-            DESCRIPTION.to_string()
+            format!("{DESCRIPTION}{}", packages_sentence())
         } else {
             format!(
-                "{DESCRIPTION} The user's folders can be read (not written) at these absolute paths: {}.",
+                "{DESCRIPTION}{} The user's folders can be read (not written) at these absolute paths: {}.",
+                packages_sentence(),
                 list.join(", ")
             )
         };
@@ -413,6 +441,11 @@ impl Python {
         }
         let status = match &r.status {
             Status::Ok => "ok".to_string(),
+            Status::Exception(e) if e.starts_with("ModuleNotFoundError") => format!(
+                "error: the code raised {e} (traceback in stderr). The sandbox cannot install packages:{} \
+                 Rewrite the code without that module",
+                packages_sentence()
+            ),
             Status::Exception(e) => format!("error: the code raised {e} (traceback in stderr)"),
             Status::TimedOut => format!(
                 "killed: the cell ran longer than the {} s wall-clock limit; the Python process was ended, so variables are lost. \
