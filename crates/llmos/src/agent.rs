@@ -235,6 +235,8 @@ pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     let trace = a.trace;
     let mut step = 0;
+    // Passages the search tool returned, to cite for a model that names none.
+    let mut passages: Vec<llmos_rag::ask::Source> = Vec::new();
     let outcome = agent.run_with(&mut llm, memory.as_mut(), &a.task, &mut |ev| {
         let _ = match ev {
             Event::Step(n) => {
@@ -244,6 +246,9 @@ pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
             Event::Thought(t) => writeln!(out, "thought: {}", shorten(t)),
             Event::Call { name, arguments } => writeln!(out, "call: {name} {arguments}"),
             Event::Result { name, output } => {
+                if name == "search" && !output.is_error {
+                    passages.extend(search_passages(&output.content));
+                }
                 let tag = if output.is_error {
                     " (error)"
                 } else if output.untrusted {
@@ -275,6 +280,7 @@ pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     if let Some(ans) = &outcome.answer {
         writeln!(out, "── answer\n{ans}")?;
+        cite_for_the_model(&mut out, ans, &passages)?;
     }
     writeln!(
         out,
@@ -293,4 +299,127 @@ fn ask_on_terminal(question: &str) -> bool {
         return false;
     }
     matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// The passages of a `search` result (the search tool's format): each
+/// runs from its `[n] PATH:A-B` line to its `(source: PATH:A-B)` line.
+fn search_passages(text: &str) -> Vec<llmos_rag::ask::Source> {
+    let mut out = Vec::new();
+    let mut block: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let head = line.strip_prefix('[').and_then(|r| r.split_once("] "));
+        if head.is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit())) {
+            block.clear();
+        }
+        block.push(line);
+        let Some(src) = line
+            .strip_prefix("(source: ")
+            .and_then(|r| r.strip_suffix(')'))
+        else {
+            continue;
+        };
+        let parsed = src.rsplit_once(':').and_then(|(path, lines)| {
+            let (a, b) = lines.split_once('-')?;
+            Some((path, a.parse().ok()?, b.parse().ok()?))
+        });
+        if let Some((path, a, b)) = parsed {
+            out.push(llmos_rag::ask::Source {
+                path: path.to_string(),
+                line_start: a,
+                line_end: b,
+                excerpt: block.join("\n"),
+            });
+        }
+        block.clear();
+    }
+    out
+}
+
+/// When the answer names none of the searched files (small models often
+/// leave the citation out), cite for the model as `llmos ask` does: each
+/// answer sentence under the passage holding its words. Word matching, not
+/// a meaning check; sentences no passage holds are listed to check.
+fn cite_for_the_model(
+    out: &mut impl Write,
+    answer: &str,
+    passages: &[llmos_rag::ask::Source],
+) -> std::io::Result<()> {
+    if passages.is_empty() || passages.iter().any(|p| answer.contains(&p.path)) {
+        return Ok(());
+    }
+    let support = llmos_rag::ask::attribute(answer, passages);
+    if !support.iter().any(|s| s.source.is_some()) {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "── sources (the answer names none; each sentence is matched to the passage holding its words)"
+    )?;
+    for (i, p) in passages.iter().enumerate() {
+        let backs: Vec<&str> = support
+            .iter()
+            .filter(|s| s.source == Some(i + 1))
+            .map(|s| s.sentence.as_str())
+            .collect();
+        if backs.is_empty() {
+            continue;
+        }
+        writeln!(out, "{p}")?;
+        for b in backs {
+            writeln!(out, "    \"{b}\"")?;
+        }
+    }
+    let loose: Vec<&str> = support
+        .iter()
+        .filter(|s| s.source.is_none())
+        .map(|s| s.sentence.as_str())
+        .collect();
+    if !loose.is_empty() {
+        writeln!(out, "not in the sources (check these):")?;
+        for l in loose {
+            writeln!(out, "    \"{l}\"")?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RESULT: &str = "[1] kb/ops/backup.md:1-6 § Backups\n# Backups\n\nThe backup server is called zephyr.\n(source: kb/ops/backup.md:1-6)\n\n\
+                          [2] kb/net.md:3-4\nThe VPN gateway is vpn1.\n(source: kb/net.md:3-4)";
+
+    #[test]
+    fn passages_are_read_from_the_search_format() {
+        let p = search_passages(RESULT);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert_eq!(p[1].to_string(), "kb/net.md:3-4");
+        // A blank line inside a passage does not split it.
+        assert_eq!(p[0].to_string(), "kb/ops/backup.md:1-6");
+        assert!(p[0]
+            .excerpt
+            .starts_with("[1] kb/ops/backup.md:1-6 § Backups\n# Backups\n\nThe backup"));
+        assert!(p[1].excerpt.starts_with("[2] kb/net.md"), "{p:?}");
+    }
+
+    #[test]
+    fn an_uncited_answer_is_cited_and_a_cited_one_left_alone() {
+        let p = search_passages(RESULT);
+        let mut out = Vec::new();
+        cite_for_the_model(&mut out, "The backup server is called zephyr.", &p).unwrap_or_default();
+        let s = String::from_utf8_lossy(&out);
+        assert!(
+            s.contains("kb/ops/backup.md:1-6\n    \"The backup server is called zephyr.\""),
+            "{s}"
+        );
+        assert!(!s.contains("kb/net.md"), "{s}");
+        let mut out = Vec::new();
+        cite_for_the_model(&mut out, "According to kb/ops/backup.md:1-6, zephyr.", &p)
+            .unwrap_or_default();
+        assert!(out.is_empty());
+        let mut out = Vec::new();
+        cite_for_the_model(&mut out, "Nothing matches here at all.", &p).unwrap_or_default();
+        assert!(out.is_empty());
+    }
 }
