@@ -508,3 +508,22 @@ fn a_read_only_folder_may_not_cover_the_sandbox_mounts() {
         .unwrap_or_default();
     assert!(e.contains("/no/such/folder"), "{e}");
 }
+
+/// The system's data-analysis packages work inside the sandbox (Debian's
+/// numpy loads libblas.so.3 through /etc/alternatives). .ci/run installs
+/// python3-pandas; where it is missing the test says so and passes.
+#[test]
+fn pandas_and_numpy_of_the_system_python_import() {
+    if !Path::new("/usr/lib/python3/dist-packages/pandas").is_dir() {
+        eprintln!("skipped: python3-pandas is not installed (apt-get install python3-pandas)");
+        return;
+    }
+    let Some(p) = session(quick()) else { return };
+    let r = run(
+        &p,
+        "import numpy, pandas, io\ndf = pandas.read_csv(io.StringIO('a,b\\n1,2\\n3,4'))\nprint(int(df['b'].sum()), float(numpy.mean([1, 2])))",
+    );
+    assert!(matches!(r.status, Status::Ok), "{r:?}");
+    assert_eq!(r.stdout.trim(), "6 1.5", "{r:?}");
+    assert!(p.description().contains("pandas"), "{}", p.description());
+}

@@ -220,7 +220,14 @@ impl Sandbox {
         }
         cmd.args(["--ro-bind", "/usr", "/usr"]);
         cmd.args(system_links());
-        for f in ["/etc/ld.so.cache", "/etc/localtime", "/etc/mime.types"] {
+        // /etc/alternatives: Debian's libblas.so.3 and liblapack.so.3 are
+        // links through it (numpy, so pandas, failed to import without it).
+        for f in [
+            "/etc/ld.so.cache",
+            "/etc/localtime",
+            "/etc/mime.types",
+            "/etc/alternatives",
+        ] {
             if Path::new(f).exists() {
                 cmd.args(["--ro-bind", f, f]);
             }
