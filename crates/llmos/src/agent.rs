@@ -355,32 +355,7 @@ fn cite_for_the_model(
         out,
         "── sources (the answer names none; each sentence is matched to the passage holding its words)"
     )?;
-    for (i, p) in passages.iter().enumerate() {
-        let backs: Vec<&str> = support
-            .iter()
-            .filter(|s| s.source == Some(i + 1))
-            .map(|s| s.sentence.as_str())
-            .collect();
-        if backs.is_empty() {
-            continue;
-        }
-        writeln!(out, "{p}")?;
-        for b in backs {
-            writeln!(out, "    \"{b}\"")?;
-        }
-    }
-    let loose: Vec<&str> = support
-        .iter()
-        .filter(|s| s.source.is_none())
-        .map(|s| s.sentence.as_str())
-        .collect();
-    if !loose.is_empty() {
-        writeln!(out, "not in the sources (check these):")?;
-        for l in loose {
-            writeln!(out, "    \"{l}\"")?;
-        }
-    }
-    Ok(())
+    crate::rag::write_support(out, passages, &support)
 }
 
 #[cfg(test)]

@@ -331,31 +331,7 @@ pub fn ask(store: &Store, a: &AskArgs) -> Result<ExitCode> {
             stdout,
             "Sources (the model wrote no [n]; each sentence is matched to the source holding its words):"
         )?;
-        for (i, src) in prompt.sources.iter().enumerate() {
-            let backs: Vec<&str> = support
-                .iter()
-                .filter(|s| s.source == Some(i + 1))
-                .map(|s| s.sentence.as_str())
-                .collect();
-            if backs.is_empty() {
-                continue;
-            }
-            writeln!(stdout, "[{}] {src}", i + 1)?;
-            for b in backs {
-                writeln!(stdout, "    \"{b}\"")?;
-            }
-        }
-        let loose: Vec<&str> = support
-            .iter()
-            .filter(|s| s.source.is_none())
-            .map(|s| s.sentence.as_str())
-            .collect();
-        if !loose.is_empty() {
-            writeln!(stdout, "Not in the sources (check these):")?;
-            for l in loose {
-                writeln!(stdout, "    \"{l}\"")?;
-            }
-        }
+        write_support(&mut stdout, &prompt.sources, &support)?;
     } else if cited.is_empty() {
         writeln!(
             stdout,
@@ -423,4 +399,40 @@ pub fn embed(store: &Store, a: &EmbedArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each source that holds sentences of the answer, with them (`[n] source`,
+/// then the sentences), then the sentences no source holds: the citations
+/// `ask` and `agent` write for a model that wrote none ([`ask::attribute`]).
+pub(crate) fn write_support(
+    out: &mut impl Write,
+    sources: &[ask::Source],
+    support: &[ask::Support],
+) -> std::io::Result<()> {
+    for (i, src) in sources.iter().enumerate() {
+        let backs: Vec<&str> = support
+            .iter()
+            .filter(|s| s.source == Some(i + 1))
+            .map(|s| s.sentence.as_str())
+            .collect();
+        if backs.is_empty() {
+            continue;
+        }
+        writeln!(out, "[{}] {src}", i + 1)?;
+        for b in backs {
+            writeln!(out, "    \"{b}\"")?;
+        }
+    }
+    let loose: Vec<&str> = support
+        .iter()
+        .filter(|s| s.source.is_none())
+        .map(|s| s.sentence.as_str())
+        .collect();
+    if !loose.is_empty() {
+        writeln!(out, "Not in the sources (check these):")?;
+        for l in loose {
+            writeln!(out, "    \"{l}\"")?;
+        }
+    }
+    Ok(())
 }
