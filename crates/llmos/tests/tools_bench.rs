@@ -16,8 +16,9 @@ fn root() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Solved by qwen2.5-coder-0.5b in the full run (greedy, so the same every time).
-const TASKS: &str = "arith-09,doc-08";
+/// Solved by qwen2.5-coder-0.5b in the full run (greedy, so the same every
+/// time). doc-08 was solved at d93e61b but not since df8e078 (search schema).
+const TASKS: &str = "arith-09,doc-01";
 
 #[test]
 fn tools_bench_dataset_is_consistent() {
