@@ -506,54 +506,45 @@ impl Agent {
                     .iter()
                     .any(|(n, a)| *n == call.name && same_call(n, a, &call.arguments))
             };
-            if !parsed.tool_calls.is_empty()
-                && parsed.tool_calls.iter().all(is_repeat)
-                && parsed.tool_calls.iter().any(repeats_failure)
-            {
-                keep(
-                    &mut messages,
-                    &mut memory,
-                    Message::new("assistant", turn.text.trim()),
-                    false,
-                )?;
-                for call in &parsed.tool_calls {
-                    on_event(Event::Call {
-                        name: &call.name,
-                        arguments: &call.arguments,
-                    });
-                    let d = Decision {
-                        step,
-                        tool: call.name.clone(),
-                        verdict: Verdict::Note,
-                        reason: "repeated call not run again; it failed before".into(),
-                    };
-                    guard.log.push(d.clone());
-                    on_event(Event::Guard(&d));
-                    let mut m = Message::new("tool", REPEATED_FAILURE);
-                    m.name = Some(call.name.clone());
-                    m.tool_call_id = Some(call.id.clone());
-                    keep(&mut messages, &mut memory, m, false)?;
-                }
-                continue;
-            }
             if !parsed.tool_calls.is_empty() && parsed.tool_calls.iter().all(is_repeat) {
+                let failure = parsed.tool_calls.iter().any(repeats_failure);
+                if failure {
+                    keep(
+                        &mut messages,
+                        &mut memory,
+                        Message::new("assistant", turn.text.trim()),
+                        false,
+                    )?;
+                }
                 for call in &parsed.tool_calls {
                     on_event(Event::Call {
                         name: &call.name,
                         arguments: &call.arguments,
                     });
+                    if failure {
+                        note(
+                            &mut guard,
+                            on_event,
+                            step,
+                            &call.name,
+                            "repeated call not run again; it failed before",
+                        );
+                        let mut m = Message::new("tool", REPEATED_FAILURE);
+                        m.name = Some(call.name.clone());
+                        m.tool_call_id = Some(call.id.clone());
+                        keep(&mut messages, &mut memory, m, false)?;
+                    }
                 }
-                let d = Decision {
-                    step,
-                    tool: parsed.tool_calls[0].name.clone(),
-                    verdict: Verdict::Note,
-                    reason:
-                        "repeated call not run again; the turn is asked again for a text answer"
-                            .into(),
-                };
-                guard.log.push(d.clone());
-                on_event(Event::Guard(&d));
-                answer_now = true;
+                if !failure {
+                    note(
+                        &mut guard,
+                        on_event,
+                        step,
+                        &parsed.tool_calls[0].name,
+                        "repeated call not run again; the turn is asked again for a text answer",
+                    );
+                    answer_now = true;
+                }
                 continue;
             }
             // The raw text goes back as the assistant message: it renders as
@@ -597,15 +588,13 @@ impl Agent {
                     .iter()
                     .find(|(n, a, _)| *n == call.name && same_call(n, a, &call.arguments))
                 {
-                    let d = Decision {
+                    note(
+                        &mut guard,
+                        on_event,
                         step,
-                        tool: call.name.clone(),
-                        verdict: Verdict::Note,
-                        reason: "repeated call not run again; its earlier result is given again"
-                            .into(),
-                    };
-                    guard.log.push(d.clone());
-                    on_event(Event::Guard(&d));
+                        &call.name,
+                        "repeated call not run again; its earlier result is given again",
+                    );
                     let mut m = Message::new("tool", prev.clone());
                     m.name = Some(call.name.clone());
                     m.tool_call_id = Some(call.id.clone());
@@ -674,6 +663,18 @@ impl Agent {
             guard_log: guard.log,
         })
     }
+}
+
+/// Logs a guard note on a call and reports it.
+fn note(guard: &mut Guard, on_event: &mut dyn FnMut(Event), step: usize, tool: &str, reason: &str) {
+    let d = Decision {
+        step,
+        tool: tool.to_string(),
+        verdict: Verdict::Note,
+        reason: reason.into(),
+    };
+    guard.log.push(d.clone());
+    on_event(Event::Guard(&d));
 }
 
 /// Appends `m` to the prompt; in a session, stores (commits) it first, so
