@@ -82,23 +82,10 @@ impl Files {
     /// # Errors
     /// [`Error::BadRoot`] when a root cannot be canonicalised or is not a directory.
     pub fn new<P: AsRef<Path>>(roots: &[P]) -> Result<Files, Error> {
-        let mut canon = Vec::new();
-        for r in roots {
-            let p = r.as_ref();
-            let c = std::fs::canonicalize(p).map_err(|source| Error::BadRoot {
-                path: p.to_path_buf(),
-                source,
-            })?;
-            if !c.is_dir() {
-                let source =
-                    std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory");
-                return Err(Error::BadRoot {
-                    path: p.to_path_buf(),
-                    source,
-                });
-            }
-            canon.push(c);
-        }
+        let canon = roots
+            .iter()
+            .map(|r| crate::canonical_dir(r.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Files {
             roots: canon,
             policy: WritePolicy::Ask,

@@ -145,6 +145,26 @@ pub enum Error {
     Browse(String),
 }
 
+/// `p` canonicalised, when it is an existing directory: the check the
+/// `files` roots and the python tool's read-only folders share.
+///
+/// # Errors
+/// [`Error::BadRoot`] when `p` cannot be canonicalised or is not a directory.
+pub(crate) fn canonical_dir(p: &std::path::Path) -> Result<PathBuf, Error> {
+    let bad = |source| Error::BadRoot {
+        path: p.to_path_buf(),
+        source,
+    };
+    let c = std::fs::canonicalize(p).map_err(bad)?;
+    if !c.is_dir() {
+        return Err(bad(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            "not a directory",
+        )));
+    }
+    Ok(c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

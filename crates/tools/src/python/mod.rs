@@ -204,18 +204,7 @@ impl Python {
     pub fn read_only<P: AsRef<Path>>(mut self, dirs: &[P]) -> Result<Python, Error> {
         for d in dirs {
             let p = d.as_ref();
-            let c = std::fs::canonicalize(p).map_err(|source| Error::BadRoot {
-                path: p.to_path_buf(),
-                source,
-            })?;
-            if !c.is_dir() {
-                let source =
-                    std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory");
-                return Err(Error::BadRoot {
-                    path: p.to_path_buf(),
-                    source,
-                });
-            }
+            let c = crate::canonical_dir(p)?;
             sandbox::check_read_only(&c)?;
             if !self.read_only.contains(&c) {
                 self.read_only.push(c);
