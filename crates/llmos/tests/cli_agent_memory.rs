@@ -101,40 +101,6 @@ fn filler(i: usize) -> String {
     )
 }
 
-/// What every form of the 3x test checks, on the transcript of the runs
-/// before the question (`all`) and of the question's run (`q`).
-fn check_recall(all: &str, q: &str) {
-    // The first turn was paged out, and that was shown.
-    assert!(
-        all.lines()
-            .chain(q.lines())
-            .any(|l| l.starts_with("memory: paged out") && l.contains("(turns 1–")),
-        "{all}\n{q}"
-    );
-    // Every call stayed within its budget: "context: USED/1536".
-    for l in all
-        .lines()
-        .chain(q.lines())
-        .filter(|l| l.starts_with("context: "))
-    {
-        let used: usize = l["context: ".len()..]
-            .split('/')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(usize::MAX);
-        assert!(used <= N_CTX - N_CTX / 4, "{l}");
-    }
-    // Answered through the recall store: the search found the first turn ...
-    assert!(q.contains("call: recall_search"), "{q}");
-    assert!(
-        q.contains("[turn 1, message #1, user] My locker code is 4821"),
-        "{q}"
-    );
-    // ... and the answer has the code.
-    let answer = q.split("── answer\n").nth(1).unwrap_or_default();
-    assert!(answer.contains("4821"), "{q}");
-}
-
 const LOCKER: &str = "My locker code is 4821. Please remember it.";
 const LOCKER_Q: &str = "What is my locker code? Look it up with recall_search.";
 
@@ -166,7 +132,28 @@ fn a_conversation_three_times_the_context_recalls_its_first_turn() {
         "{all}"
     );
     let q = ok(&agent(h, &m, s, LOCKER_Q));
-    check_recall(&all, &q);
+    // Every call stayed within its budget: "context: USED/1536".
+    for l in all
+        .lines()
+        .chain(q.lines())
+        .filter(|l| l.starts_with("context: "))
+    {
+        let used: usize = l["context: ".len()..]
+            .split('/')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(usize::MAX);
+        assert!(used <= N_CTX - N_CTX / 4, "{l}");
+    }
+    // Answered through the recall store: the search found the first turn ...
+    assert!(q.contains("call: recall_search"), "{q}");
+    assert!(
+        q.contains("[turn 1, message #1, user] My locker code is 4821"),
+        "{q}"
+    );
+    // ... and the answer has the code.
+    let answer = q.split("── answer\n").nth(1).unwrap_or_default();
+    assert!(answer.contains("4821"), "{q}");
     eprintln!(
         "{turns} turns, {} tokens stored, context {CTX}",
         session_tokens(h, &m, s)
