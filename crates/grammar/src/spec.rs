@@ -309,7 +309,10 @@ fn tools_lark(
             bare.push(format!("btrig{i} ARGS args{i} END"));
             fenced.push(format!("ftrig{i} ARGS args{i} END"));
         }
-        g.push_str(&format!("bare: {}\n", bare.join(" | ")));
+        // Parallel bare calls come one per line (how Qwen2.5-Coder-1.5B
+        // writes them); each is triggered and held to its schema as the first.
+        let bares = if parallel { " (\"\\n\" bone)*" } else { "" };
+        g.push_str(&format!("bone: {}\nbare: bone{bares}\n", bare.join(" | ")));
         g.push_str(&format!(
             "fenced: ({}) \"\\n```\"{fences}\n",
             fenced.join(" | ")

@@ -53,8 +53,8 @@ pub fn parse_tool_calls(text: &str) -> ParsedOutput {
 /// Qwen2.5-Coder often answers (the `auto` grammar checks both against the
 /// tools' schemas as it would a tagged call; llama.cpp's hermes parser reads
 /// both too):
-/// * a text that is nothing but one `{"name": <a tool>, "arguments": {..}}`
-///   object is that call;
+/// * a text that is nothing but `{"name": <a tool>, "arguments": {..}}`
+///   objects (one, or several separated by whitespace) is those calls;
 /// * a text that starts with such objects in Markdown code blocks
 ///   (`` ```json `` or `` ``` ``) is those calls, and what follows the last
 ///   block is content.
@@ -66,14 +66,10 @@ pub fn parse_tool_calls_for(text: &str, tools: &[ToolDef]) -> ParsedOutput {
         }
     }
     if !text.contains(OPEN) && text.trim_start().starts_with('{') {
-        let call = serde_json::from_str::<Value>(text.trim())
-            .ok()
-            .and_then(to_call)
-            .filter(|c| tools.iter().any(|t| t.name == c.name));
-        if let Some(c) = call {
+        if let Some(calls) = parse_bare(text, &known) {
             return ParsedOutput {
                 content: None,
-                tool_calls: vec![c],
+                tool_calls: calls,
             };
         }
     }
@@ -86,6 +82,17 @@ pub fn parse_tool_calls_for(text: &str, tools: &[ToolDef]) -> ParsedOutput {
     } else {
         as_text(text)
     }
+}
+
+/// A text that is nothing but call objects of known tools, one or more,
+/// separated by whitespace (Qwen2.5-Coder-1.5B writes parallel calls one per
+/// line), or None.
+fn parse_bare(text: &str, known: &dyn Fn(&ToolCall) -> bool) -> Option<Vec<ToolCall>> {
+    let mut calls = Vec::new();
+    for v in serde_json::Deserializer::from_str(text.trim()).into_iter::<Value>() {
+        calls.push(to_call(v.ok()?).filter(|c| known(c))?);
+    }
+    (!calls.is_empty()).then_some(calls)
 }
 
 /// Leading code blocks that each hold one call of a known tool, or None.
@@ -317,6 +324,21 @@ mod tests {
         assert_eq!(p.tool_calls[0].arguments, "{\"k\":1}");
         let t = "{\"name\": \"zzz\", \"arguments\": {}}";
         assert_eq!(parse_tool_calls_for(t, &tools).content.as_deref(), Some(t));
+        // several bare calls, one per line (Qwen2.5-Coder-1.5B's parallel calls)
+        let t = "{\"name\": \"a\", \"arguments\": {\"k\": 1}}\n{\"name\": \"a\", \"arguments\": {\"k\": 2}}";
+        let p = parse_tool_calls_for(t, &tools);
+        assert_eq!(p.tool_calls.len(), 2);
+        assert_eq!(p.tool_calls[1].arguments, "{\"k\":2}");
+        // ... all of a known tool, with nothing else after them, or all text
+        for t in [
+            "{\"name\": \"a\", \"arguments\": {}}\n{\"name\": \"zzz\", \"arguments\": {}}",
+            "{\"name\": \"a\", \"arguments\": {}}\nThat fetches it.",
+            "{\"name\": \"a\", \"arguments\": {}}\n{\"name\": \"a\", \"argu",
+        ] {
+            let p = parse_tool_calls_for(t, &tools);
+            assert!(p.tool_calls.is_empty(), "{t}");
+            assert_eq!(p.content.as_deref(), Some(t));
+        }
     }
 
     #[test]

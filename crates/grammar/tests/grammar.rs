@@ -191,6 +191,48 @@ fn required_parallel_allows_several_blocks() {
     assert!(allows(&mut c, &tok, eos));
 }
 
+#[test]
+fn auto_parallel_allows_bare_calls_one_per_line() {
+    let Some((tok, vocab)) = qwen() else { return };
+    let spec = |parallel| ConstraintSpec::ToolCalls {
+        tools: vec![tool("search"), tool("open")],
+        choice: ToolChoice::Auto,
+        parallel,
+    };
+    let eos = tok.eos().expect("eos");
+    let call =
+        |n: &str, q: &str| format!("{{\"name\": \"{n}\", \"arguments\": {{\"q\": \"{q}\"}}}}");
+    let mut c = Constraint::new(&vocab, &spec(true)).expect("compile");
+    feed(&mut c, &tok, &call("search", "a"));
+    assert!(allows(&mut c, &tok, eos));
+    feed(&mut c, &tok, "\n");
+    // after the newline, only another call of an offered tool
+    let hello = tok.encode("Hello", false, false)[0];
+    assert!(!allows(&mut c, &tok, hello), "text after a bare call");
+    assert!(!allows(&mut c, &tok, eos), "EOS inside a call");
+    feed(
+        &mut c,
+        &tok,
+        "{\"name\": \"open\", \"arguments\": {\"q\": \"b\"",
+    );
+    let comma = tok.encode(",", false, false)[0];
+    assert!(
+        !allows(&mut c, &tok, comma),
+        "the second call is held to its schema"
+    );
+    feed(&mut c, &tok, "}}");
+    assert!(allows(&mut c, &tok, eos));
+    // parallel_tool_calls: false: one bare call, then the end
+    let mut c = Constraint::new(&vocab, &spec(false)).expect("compile");
+    feed(&mut c, &tok, &call("search", "a"));
+    let nl = tok.encode("\n", false, false)[0];
+    assert!(
+        !allows(&mut c, &tok, nl),
+        "a second call when parallel is off"
+    );
+    assert!(allows(&mut c, &tok, eos));
+}
+
 /// Mask time per token for the grammars the server uses, over a realistic
 /// token sequence (release build, one core). Printed, and bounded loosely
 /// so a pathological regression fails.
