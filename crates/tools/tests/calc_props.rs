@@ -1,6 +1,6 @@
 //! Property tests for the calculator: no input panics, and exact arithmetic is exact.
 
-use llmos_tools::calc::{calculate, Value};
+use llmos_tools::calc::{calculate, Datum, Value};
 use num_bigint::BigInt;
 use num_rational::BigRational;
 use num_traits::Zero;
@@ -8,9 +8,37 @@ use proptest::prelude::*;
 
 fn exact(expr: &str) -> Option<BigRational> {
     match calculate(expr, 20).ok()?.value {
-        Value::Exact(r) => Some(r),
-        Value::Approx(_) => None,
+        Datum::Num(Value::Exact(r)) => Some(r),
+        _ => None,
     }
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date, by Howard Hinnant's
+/// `days_from_civil`: the reference the calculator's dates are checked against.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// A valid date between the years 1000 and 9999, as `YYYY-MM-DD` and (y, m, d).
+fn a_date() -> impl Strategy<Value = (String, (i64, i64, i64))> {
+    (1000i64..10_000, 1i64..13, 1i64..32).prop_map(|(y, m, d)| {
+        let d = d.min(days_in_month(y, m));
+        (format!("{y:04}-{m:02}-{d:02}"), (y, m, d))
+    })
 }
 
 /// A rational literal as the model would write it: `(-12/7)`, `3.25`, `-0.5`.
@@ -70,6 +98,20 @@ proptest! {
     #[test]
     fn arbitrary_unicode_never_panics(s in "\\PC{0,30}") {
         let _ = calculate(&s, 30);
+    }
+
+    #[test]
+    fn date_shaped_input_never_panics(s in "[0-9\\-: T+*/()a-z_,]{0,40}") {
+        let _ = calculate(&s, 30);
+    }
+
+    #[test]
+    fn days_between_dates_match_the_reference((sa, a) in a_date(), (sb, b) in a_date()) {
+        let want = days_from_civil(b.0, b.1, b.2) - days_from_civil(a.0, a.1, a.2);
+        prop_assert_eq!(exact(&format!("days({sb} - {sa})")), Some(BigRational::from_integer(want.into())));
+        // and a date plus that many days is the other date
+        let moved = calculate(&format!("{sa} + {want}"), 20).map(|a| a.text()).unwrap_or_default();
+        prop_assert!(moved.starts_with(&sb), "{} + {} = {}", sa, want, moved);
     }
 
     #[test]

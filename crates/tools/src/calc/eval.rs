@@ -16,6 +16,29 @@ pub enum Value {
     Approx(f64),
 }
 
+/// What an expression evaluates to: a number, or a date, a duration or a
+/// name (a weekday), which only the date functions and operators take.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Datum {
+    Num(Value),
+    Date(super::time::Moment),
+    /// Exact seconds.
+    Duration(BigRational),
+    Text(String),
+}
+
+impl Datum {
+    /// What kind of value it is, for errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Datum::Num(_) => "a number",
+            Datum::Date(_) => "a date",
+            Datum::Duration(_) => "a duration",
+            Datum::Text(_) => "a name",
+        }
+    }
+}
+
 impl Value {
     pub fn int(i: i64) -> Value {
         Value::Exact(BigRational::from_integer(BigInt::from(i)))
@@ -57,11 +80,11 @@ fn digits_of_bits(b: u64) -> u64 {
 }
 
 impl Evaluator<'_> {
-    fn err(&self, span: Span, msg: String) -> CalcError {
+    pub(super) fn err(&self, span: Span, msg: String) -> CalcError {
         CalcError::at(self.src, span, msg)
     }
 
-    fn check_size(&self, v: Value, span: Span) -> Result<Value, CalcError> {
+    pub(super) fn check_size(&self, v: Value, span: Span) -> Result<Value, CalcError> {
         match &v {
             Value::Exact(r) if bits(r) > self.limits.max_bits => Err(self.too_big(span, bits(r))),
             Value::Approx(x) if !x.is_finite() => Err(self.err(
@@ -86,31 +109,58 @@ impl Evaluator<'_> {
         )
     }
 
-    pub fn eval(&self, e: &Expr) -> Result<Value, CalcError> {
+    pub fn eval(&self, e: &Expr) -> Result<Datum, CalcError> {
         let v = match &e.kind {
             ExprKind::Num(text) => self.number(text, e.span)?,
+            ExprKind::Date(text) => return self.date_literal(text, e.span).map(Datum::Date),
             ExprKind::Name(n) => self.constant(n, e.span)?,
             ExprKind::Neg(x) => match self.eval(x)? {
-                Value::Exact(r) => Value::Exact(-r),
-                Value::Approx(f) => Value::Approx(-f),
+                Datum::Num(Value::Exact(r)) => Value::Exact(-r),
+                Datum::Num(Value::Approx(f)) => Value::Approx(-f),
+                Datum::Duration(s) => return Ok(Datum::Duration(-s)),
+                d => return Err(self.err(e.span, format!("{} cannot be negated", d.kind()))),
             },
             ExprKind::Factorial(x) => {
-                let v = self.eval(x)?;
+                let v = self.num(self.eval(x)?, x.span, "factorial")?;
                 self.factorial(&v, x.span)?
             }
-            ExprKind::Bin(op, a, b) => {
-                let (x, y) = (self.eval(a)?, self.eval(b)?);
-                self.binary(*op, x, y, e.span, b.span)?
-            }
+            ExprKind::Bin(op, a, b) => match (self.eval(a)?, self.eval(b)?) {
+                (Datum::Num(x), Datum::Num(y)) => self.binary(*op, x, y, e.span, b.span)?,
+                (x, y) => return self.time_binary(*op, x, y, e.span),
+            },
             ExprKind::Call(f, args) => {
                 let vals = args
                     .iter()
                     .map(|a| self.eval(a))
                     .collect::<Result<Vec<_>, _>>()?;
-                self.call(f, &vals, args, e.span)?
+                if super::time::FUNCTIONS.contains(&f.as_str()) {
+                    return self.time_call(f, vals, args, e.span);
+                }
+                let nums = vals
+                    .into_iter()
+                    .zip(args)
+                    .map(|(v, a)| self.num(v, a.span, f))
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.call(f, &nums, args, e.span)?
             }
         };
-        self.check_size(v, e.span)
+        self.check_size(v, e.span).map(Datum::Num)
+    }
+
+    /// `d` as a number, or an error saying `what` takes numbers.
+    pub(super) fn num(&self, d: Datum, span: Span, what: &str) -> Result<Value, CalcError> {
+        match d {
+            Datum::Num(v) => Ok(v),
+            d => Err(self.err(
+                span,
+                format!(
+                    "{what} takes numbers, not {}; dates and durations take + and -, \
+                     durations also * and / by a number, and the date functions ({})",
+                    d.kind(),
+                    super::time::FUNCTIONS.join(", ")
+                ),
+            )),
+        }
     }
 
     fn number(&self, text: &str, span: Span) -> Result<Value, CalcError> {

@@ -14,6 +14,7 @@
 
 mod eval;
 mod parse;
+mod time;
 
 use num_bigint::BigInt;
 use num_integer::Integer;
@@ -21,8 +22,9 @@ use num_rational::BigRational;
 use num_traits::{Signed, Zero};
 use serde_json::{json, Value as Json};
 
-pub use eval::{Limits, Value};
+pub use eval::{Datum, Limits, Value};
 use parse::{col, Span};
+pub use time::Moment;
 
 use crate::{args, Tool, ToolOutput};
 
@@ -100,7 +102,7 @@ impl CalcError {
 /// A computed answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
-    pub value: Value,
+    pub value: Datum,
     /// Digits after the point in decimal expansions of non-terminating rationals
     /// (after the leading zeros of numbers below 0.1).
     pub digits: usize,
@@ -109,7 +111,13 @@ pub struct Answer {
 impl Answer {
     /// The answer as the model sees it: exact form first, then a decimal expansion if that helps.
     pub fn text(&self) -> String {
-        match &self.value {
+        let v = match &self.value {
+            Datum::Num(v) => v,
+            Datum::Date(m) => return m.text(),
+            Datum::Duration(s) => return time::duration_text(s, self.digits),
+            Datum::Text(t) => return t.clone(),
+        };
+        match v {
             Value::Approx(x) => {
                 format!("≈ {x} (approximate: computed in f64, about 15 significant digits)")
             }
@@ -128,7 +136,7 @@ impl Answer {
     }
 
     pub fn is_exact(&self) -> bool {
-        matches!(self.value, Value::Exact(_))
+        !matches!(self.value, Datum::Num(Value::Approx(_)))
     }
 }
 
@@ -231,7 +239,11 @@ impl Tool for Calculator {
          decimals are exact (0.1 + 0.2 = 3/10). Operators: + - * / // % ** (or ^) and postfix ! ; parentheses. \
          Functions: sqrt cbrt root(x, n) exp ln log(x) log(x, base) log2 log10 sin cos tan asin acos atan atan2 \
          sinh cosh tanh abs floor ceil trunc round(x) round(x, places) min max gcd lcm factorial comb(n, k); constants pi, e, tau. \
-         Results that cannot be exact (pi, trigonometry, irrational roots) are marked approximate."
+         Results that cannot be exact (pi, trigonometry, irrational roots) are marked approximate. \
+         Dates are written YYYY-MM-DD (optionally with a time, 2024-03-10 08:15:00): a date alone shows its weekday, day of the year and ISO week; \
+         2031-11-02 - 1987-03-14 gives the days between; 2024-02-29 + 1000 the date 1000 days later; \
+         add_months(d, n) add_years(d, n) months_between(a, b) years_between(a, b) (whole years, e.g. an age) weekday(d) today(); \
+         durations: days(n) hours(n) minutes(n) seconds(n) weeks(n), and seconds(duration) etc. to count one in a unit."
     }
 
     fn parameters(&self) -> Json {
@@ -240,7 +252,7 @@ impl Tool for Calculator {
             "properties": {
                 "expression": {
                     "type": "string",
-                    "description": "The arithmetic expression, e.g. \"2**200 / 7\" or \"sqrt(2) * 3\". Only the expression, no '=' and no words."
+                    "description": "The arithmetic expression, e.g. \"2**200 / 7\", \"sqrt(2) * 3\" or \"2031-11-02 - 1987-03-14\". Only the expression, no '=' and no words."
                 },
                 "digits": {
                     "type": ["integer", "null"],

@@ -18,6 +18,8 @@ pub struct Span {
 enum Tok {
     /// A number literal as written: digits, optional `.digits`, optional exponent.
     Num(String),
+    /// A date `YYYY-MM-DD`, optionally with a time `HH:MM[:SS]` after `T` or a space.
+    Date(String),
     Ident(String),
     Plus,
     Minus,
@@ -37,6 +39,7 @@ impl Tok {
     fn describe(&self) -> String {
         match self {
             Tok::Num(s) => format!("number {s}"),
+            Tok::Date(s) => format!("date {s}"),
             Tok::Ident(s) => format!("name '{s}'"),
             Tok::End => "end of expression".to_string(),
             Tok::Plus => "'+'".into(),
@@ -68,6 +71,7 @@ pub enum BinOp {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExprKind {
     Num(String),
+    Date(String),
     Name(String),
     Neg(Box<Expr>),
     Factorial(Box<Expr>),
@@ -97,7 +101,10 @@ fn lex(src: &str) -> Result<Vec<(Tok, Span)>, CalcError> {
             i += 1;
             continue;
         }
-        let tok = if c.is_ascii_digit()
+        let tok = if let Some(n) = date_len(&bytes[i..]) {
+            i += n;
+            Tok::Date(src[start..i].to_string())
+        } else if c.is_ascii_digit()
             || (c == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
         {
             while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'_') {
@@ -135,7 +142,7 @@ fn lex(src: &str) -> Result<Vec<(Tok, Span)>, CalcError> {
                     Span { start, end: i },
                     format!(
                         "'{text}': leading zeros are not allowed in integers (write {}); \
-                         the calculator has no dates or times: compute those with the python tool's datetime",
+                         write dates as YYYY-MM-DD, e.g. 2031-11-02 - 1987-03-14 for the days between",
                         text.trim_start_matches('0')
                     ),
                 ));
@@ -199,6 +206,36 @@ fn lex(src: &str) -> Result<Vec<(Tok, Span)>, CalcError> {
     Ok(out)
 }
 
+/// Length of the date literal at the start of `b`: `YYYY-MM-DD`, then
+/// optionally `T` or one space and `HH:MM` or `HH:MM:SS`; None if there is
+/// none (or more digits follow, as in `2024-03-100`).
+fn date_len(b: &[u8]) -> Option<usize> {
+    fn shape(b: &[u8], pat: &[u8]) -> bool {
+        b.len() >= pat.len()
+            && pat.iter().zip(b).all(|(p, c)| match p {
+                b'9' => c.is_ascii_digit(),
+                _ => p == c,
+            })
+    }
+    let ends = |n: usize| !b.get(n).is_some_and(|c| c.is_ascii_digit() || *c == b'.');
+    if !shape(b, b"9999-99-99") || !ends(10) {
+        return None;
+    }
+    for sep in [b'T', b' '] {
+        let rest = &b[10..];
+        if rest.first() != Some(&sep) {
+            continue;
+        }
+        if shape(&rest[1..], b"99:99:99") && ends(19) {
+            return Some(19);
+        }
+        if shape(&rest[1..], b"99:99") && ends(16) && b.get(16) != Some(&b':') {
+            return Some(16);
+        }
+    }
+    Some(10)
+}
+
 struct Parser<'a> {
     src: &'a str,
     toks: Vec<(Tok, Span)>,
@@ -233,7 +270,7 @@ pub fn parse(src: &str) -> Result<Expr, CalcError> {
     match p.peek() {
         Tok::End => Ok(e),
         Tok::RParen => Err(p.err_here("unmatched ')'".into())),
-        Tok::Num(_) | Tok::Ident(_) | Tok::LParen => Err(p.err_here(format!(
+        Tok::Num(_) | Tok::Date(_) | Tok::Ident(_) | Tok::LParen => Err(p.err_here(format!(
             "expected an operator before {} (write '*' for multiplication)",
             p.peek().describe()
         ))),
@@ -331,6 +368,10 @@ impl Parser<'_> {
                 kind: ExprKind::Num(text),
                 span: s,
             }),
+            Tok::Date(text) => Ok(Expr {
+                kind: ExprKind::Date(text),
+                span: s,
+            }),
             Tok::Minus | Tok::Plus => {
                 let inner = self.expr(Self::PREFIX_BP)?;
                 let span = Span {
@@ -425,6 +466,7 @@ mod tests {
     fn shape(e: &Expr) -> String {
         match &e.kind {
             ExprKind::Num(n) => n.clone(),
+            ExprKind::Date(d) => format!("<{d}>"),
             ExprKind::Name(n) => n.clone(),
             ExprKind::Neg(x) => format!("(-{})", shape(x)),
             ExprKind::Factorial(x) => format!("({}!)", shape(x)),
@@ -459,13 +501,29 @@ mod tests {
     }
 
     #[test]
-    fn a_date_is_an_error_not_a_subtraction() {
-        let e = parse("2031-11-02 - 1987-03-14")
+    fn dates_are_literals_not_subtractions() {
+        assert_eq!(
+            p("2031-11-02 - 1987-03-14"),
+            "(<2031-11-02> Sub <1987-03-14>)"
+        );
+        assert_eq!(
+            p("2031-11-02-1987-03-14"),
+            "(<2031-11-02> Sub <1987-03-14>)"
+        );
+        assert_eq!(
+            p("2024-03-12 17:40:30 - 2024-03-10T08:15"),
+            "(<2024-03-12 17:40:30> Sub <2024-03-10T08:15>)"
+        );
+        assert_eq!(p("2024-02-29 + 1000"), "(<2024-02-29> Add 1000)");
+        // not dates: other shapes stay arithmetic, or are errors
+        assert_eq!(p("2024-3-1"), "((2024 Sub 3) Sub 1)");
+        assert!(parse("2024-03-100").is_err());
+        let e = parse("2031 - 11 - 02")
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(
-            e.contains("'02'") && e.contains("python") && e.contains("column 9"),
+            e.contains("'02'") && e.contains("YYYY-MM-DD") && e.contains("column 13"),
             "{e}"
         );
         assert_eq!(p("0 + 00 + 0.5 + 0e3"), "(((0 Add 00) Add 0.5) Add 0e3)");
