@@ -8,7 +8,7 @@
 //! ```
 //! use llmos_tools::calc::{calculate, Answer};
 //! let a = calculate("2**200 / 7", 20).unwrap();
-//! assert!(a.text().starts_with("1606938044258990275541962092341162602522202993782792835301376/7"));
+//! assert!(a.text().contains("= 1606938044258990275541962092341162602522202993782792835301376/7 ="));
 //! assert_eq!(calculate("0.1 + 0.2", 20).unwrap().text(), "3/10 = 0.3");
 //! ```
 
@@ -126,11 +126,17 @@ impl Answer {
                 Some(d) if d.len() <= self.digits + 2 + r.trunc().numer().to_string().len() => {
                     format!("{r} = {d}")
                 }
-                _ => format!(
-                    "{r} ≈ {} (decimal rounded to {} places)",
-                    decimal(r, self.digits),
-                    self.digits
-                ),
+                _ => match repeating_decimal(r, self.digits) {
+                    Some(d) => match mixed(r) {
+                        Some(m) => format!("{m} exactly (= {r} = {d}, the digits in parentheses repeating forever)"),
+                        None => format!("{r} = {d} exactly (the digits in parentheses repeat forever)"),
+                    },
+                    None => format!(
+                        "{r} ≈ {} (decimal rounded to {} places)",
+                        decimal(r, self.digits),
+                        self.digits
+                    ),
+                },
             },
         }
     }
@@ -184,6 +190,45 @@ fn terminating_decimal(r: &BigRational) -> Option<String> {
     }
     let places = n2.max(n5);
     Some(fixed(r, places))
+}
+
+/// `r` as a whole number and a proper fraction (`22/7` is `3 + 1/7`), when
+/// it is more than 1 in size.
+fn mixed(r: &BigRational) -> Option<String> {
+    let int = r.trunc();
+    if int.is_zero() {
+        return None;
+    }
+    let frac = (r - &int).abs();
+    let op = if r.is_negative() { "-" } else { "+" };
+    Some(format!("{int} {op} {frac}"))
+}
+
+/// `r` as an exact repeating decimal, the repeating digits in parentheses
+/// (`1/7` is `0.(142857)`, `1/6` is `0.1(6)`), if the digits after the point
+/// up to the end of the first period number at most `places`.
+fn repeating_decimal(r: &BigRational, places: usize) -> Option<String> {
+    let d = r.denom();
+    let n = r.numer().abs();
+    let (int, mut rem) = n.div_rem(d);
+    let mut seen = std::collections::HashMap::new();
+    let mut digits = String::new();
+    while !rem.is_zero() {
+        if let Some(&start) = seen.get(&rem) {
+            let sign = if r.is_negative() { "-" } else { "" };
+            let (head, period) = digits.split_at(start);
+            return Some(format!("{sign}{int}.{head}({period})"));
+        }
+        if digits.len() == places {
+            return None;
+        }
+        seen.insert(rem.clone(), digits.len());
+        rem *= 10;
+        let (q, r2) = rem.div_rem(d);
+        digits.push_str(&q.to_string());
+        rem = r2;
+    }
+    None // terminating: not for this function
 }
 
 /// `r` rounded (half away from zero) to `places` digits after the point.
@@ -304,11 +349,24 @@ mod tests {
         assert_eq!(calc("1/8"), "1/8 = 0.125");
         assert_eq!(
             calc("1/3"),
-            "1/3 ≈ 0.333333333333333333333333333333 (decimal rounded to 30 places)"
+            "1/3 = 0.(3) exactly (the digits in parentheses repeat forever)"
         );
         assert_eq!(
             calc("-2/3"),
-            "-2/3 ≈ -0.666666666666666666666666666667 (decimal rounded to 30 places)"
+            "-2/3 = -0.(6) exactly (the digits in parentheses repeat forever)"
+        );
+        assert_eq!(
+            calc("1/6"),
+            "1/6 = 0.1(6) exactly (the digits in parentheses repeat forever)"
+        );
+        assert_eq!(
+            calc("-22/7"),
+            "-3 - 1/7 exactly (= -22/7 = -3.(142857), the digits in parentheses repeating forever)"
+        );
+        // a period longer than the digits asked for: rounded, and said so
+        assert_eq!(
+            calc("1/97"),
+            "1/97 ≈ 0.0103092783505154639175257731959 (decimal rounded to 30 places)"
         );
         assert_eq!(calc("1/7e30"), "1/7000000000000000000000000000000 ≈ 0.000000000000000000000000000000142857142857142857142857142857 (decimal rounded to 30 places)");
         assert_eq!(calc("-7 % 3"), "2");
@@ -341,13 +399,12 @@ mod tests {
 
     #[test]
     fn two_pow_200_over_7_is_exact_with_expansion() {
-        let t = calc("2**200 / 7");
-        assert!(
-            t.starts_with("1606938044258990275541962092341162602522202993782792835301376/7 ≈ "),
-            "{t}"
-        );
-        // 2**200 = 7 * 229562577751284325077423156048737514646028999111827547900196 + 4; 4/7 = 0.571428...
-        assert!(t.contains("≈ 229562577751284325077423156048737514646028999111827547900196.571428571428571428571428571429 "), "{t}");
+        // 2**200 = 7 * 229562577751284325077423156048737514646028999111827547900196 + 4; 4/7 = 0.(571428)
+        assert_eq!(calc("2**200 / 7"), "229562577751284325077423156048737514646028999111827547900196 + 4/7 exactly (= 1606938044258990275541962092341162602522202993782792835301376/7 = 229562577751284325077423156048737514646028999111827547900196.(571428), the digits in parentheses repeating forever)");
+        let t = calculate("2**200 / 7", 5)
+            .map(|a| a.text())
+            .unwrap_or_default();
+        assert!(t.contains("≈ 229562577751284325077423156048737514646028999111827547900196.57143 (decimal rounded to 5 places)"), "{t}");
     }
 
     #[test]

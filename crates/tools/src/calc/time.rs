@@ -462,7 +462,7 @@ mod tests {
         );
         assert_eq!(
             calc("days(2031-11-02 - 1987-03-14) / 7"),
-            "16304/7 ≈ 2329.1428571429 (decimal rounded to 10 places)"
+            "2329 + 1/7 exactly (= 16304/7 = 2329.(142857), the digits in parentheses repeating forever)"
         );
         assert!(calc("2024-03-10 08:15 + hours(36)").starts_with("2024-03-11 20:15:00 (Monday"));
         assert_eq!(
