@@ -11,7 +11,6 @@ use llmos_sample::SamplerConfig;
 use llmos_store::Store;
 use llmos_tools::Tool;
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// The agent's default model: small, and trained on hermes tool calls.
@@ -41,19 +40,8 @@ pub struct AgentArgs {
     /// on data you do not trust.
     #[arg(long)]
     pub no_guards: bool,
-    /// Give the `files` tool read access under DIR (repeatable).
-    #[arg(long, value_name = "DIR")]
-    pub files: Vec<PathBuf>,
-    /// Let `files` write under DIR without asking (inside a --files root;
-    /// after untrusted data the guard still refuses).
-    #[arg(long, value_name = "DIR")]
-    pub allow_writes: Vec<PathBuf>,
-    /// Give the `browse` tool this host (repeatable).
-    #[arg(long, value_name = "HOST")]
-    pub browse: Vec<String>,
-    /// Leave the python tool out.
-    #[arg(long)]
-    pub no_python: bool,
+    #[command(flatten)]
+    pub tools: crate::cli::ToolArgs,
     /// Add the tools of an MCP server run as COMMAND (stdio; split like a
     /// shell would, e.g. 'python3 server.py --flag'; repeatable).
     #[arg(long, value_name = "COMMAND")]
@@ -105,14 +93,12 @@ fn indent(s: &str) -> String {
 /// The built-in tools the flags ask for (shared by `llmos agent` and
 /// `llmos mcp`); `note` hears why a tool was left out.
 pub(crate) fn builtin_tools(
-    files: &[PathBuf],
-    allow_writes: &[PathBuf],
-    browse: &[String],
-    no_python: bool,
+    t: &crate::cli::ToolArgs,
     note: &mut dyn FnMut(&str),
 ) -> Result<Vec<Box<dyn Tool>>> {
+    let (files, allow_writes, browse) = (&t.files, &t.allow_writes, &t.browse);
     let mut tools: Vec<Box<dyn Tool>> = vec![Box::new(llmos_tools::calc::Calculator::default())];
-    if !no_python {
+    if !t.no_python {
         // Python reads the --files folders too (read-only): data questions need them.
         match llmos_tools::python::Python::new(llmos_tools::python::Limits::default()) {
             Ok(p) => tools.push(Box::new(p.read_only(files)?)),
@@ -135,13 +121,7 @@ pub(crate) fn builtin_tools(
 pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
     let (a, profile) = crate::profile::merge(store, a)?;
     let a = &a;
-    let mut tools = builtin_tools(
-        &a.files,
-        &a.allow_writes,
-        &a.browse,
-        a.no_python,
-        &mut |n| eprintln!("note: {n}"),
-    )?;
+    let mut tools = builtin_tools(&a.tools, &mut |n| eprintln!("note: {n}"))?;
     if let Some(p) = &profile {
         tools.retain(|t| p.allows(t.name()));
         tools.extend(crate::profile::extra_tools(store, p, a.threads)?);
@@ -179,7 +159,7 @@ pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
         Approval::Deny
     };
     agent.ask = Some(Box::new(ask_on_terminal));
-    agent.exfil = llmos_agent::exfil::Filter::new(&a.browse);
+    agent.exfil = llmos_agent::exfil::Filter::new(&a.tools.browse);
     if a.no_guards {
         agent.unguard();
         eprintln!(

@@ -166,13 +166,24 @@ pub struct ServeArgs {
     /// bench/bfcl; `response_format` is still enforced.
     #[arg(long)]
     pub no_tool_grammar: bool,
-    /// Built-in tools for the agent loop (a chat request's `llmos.tools`):
-    /// the calculator is always there; give `files` read access under DIR
-    /// (repeatable).
+    /// Built-in tools for the agent loop (a chat request's `llmos.tools`).
+    #[command(flatten)]
+    pub tools: ToolArgs,
+}
+
+/// The built-in tools' flags, the same for `llmos agent`, `serve` and `mcp`.
+/// The calculator is always there.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Built-in tools")]
+pub struct ToolArgs {
+    /// Give the `files` tool read access under DIR (repeatable); the python
+    /// tool sees DIR read-only too.
     #[arg(long, value_name = "DIR")]
     pub files: Vec<PathBuf>,
-    /// Let `files` write under DIR (inside a --files root); other writes are
-    /// refused, as there is nobody to ask.
+    /// Let `files` write under DIR (inside a --files root). Other writes:
+    /// `llmos agent` asks at a terminal; `serve` and `mcp`, with nobody to
+    /// ask, refuse them. Once untrusted data is in the context, even these
+    /// writes need approval (refused where nobody can give it).
     #[arg(long, value_name = "DIR")]
     pub allow_writes: Vec<PathBuf>,
     /// Give the `browse` tool this host (repeatable).

@@ -4,25 +4,13 @@
 
 use anyhow::Result;
 use clap::Args;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Args, Debug, Clone)]
 pub struct McpArgs {
-    /// Give the `files` tool read access under DIR (repeatable).
-    #[arg(long, value_name = "DIR")]
-    pub files: Vec<PathBuf>,
-    /// Let `files` write under DIR (inside a --files root). Other writes fail:
-    /// an MCP server has nobody to ask for approval.
-    #[arg(long, value_name = "DIR")]
-    pub allow_writes: Vec<PathBuf>,
-    /// Give the `browse` tool this host (repeatable).
-    #[arg(long, value_name = "HOST")]
-    pub browse: Vec<String>,
-    /// Leave the python tool out.
-    #[arg(long)]
-    pub no_python: bool,
+    #[command(flatten)]
+    pub tools: crate::cli::ToolArgs,
     /// Serve streamable HTTP on ADDR (HOST:PORT, e.g. 127.0.0.1:8765; port 0
     /// picks a free one) at /mcp instead of stdio. The URL goes to stderr.
     #[arg(long, value_name = "ADDR")]
@@ -34,7 +22,7 @@ pub struct McpArgs {
 }
 
 fn tools(a: &McpArgs, note: &mut dyn FnMut(&str)) -> Result<Vec<Box<dyn llmos_tools::Tool>>> {
-    crate::agent::builtin_tools(&a.files, &a.allow_writes, &a.browse, a.no_python, note)
+    crate::agent::builtin_tools(&a.tools, note)
 }
 
 pub fn run(a: &McpArgs) -> Result<ExitCode> {

@@ -578,21 +578,22 @@ pub fn merge(store: &Store, a: &AgentArgs) -> Result<(AgentArgs, Option<Profile>
     if a.ctx == 0 {
         a.ctx = p.ctx.unwrap_or(0);
     }
-    if !a.files.is_empty() && !p.allows("files") {
+    let t = &mut a.tools;
+    if !t.files.is_empty() && !p.allows("files") {
         p.tools.push("files".into());
     }
-    if !a.browse.is_empty() && !p.allows("browse") {
+    if !t.browse.is_empty() && !p.allows("browse") {
         p.tools.push("browse".into());
     }
-    a.files = p.files.iter().cloned().chain(a.files).collect();
-    a.allow_writes = p
+    t.files = p.files.iter().cloned().chain(t.files.drain(..)).collect();
+    t.allow_writes = p
         .allow_writes
         .iter()
         .cloned()
-        .chain(a.allow_writes)
+        .chain(t.allow_writes.drain(..))
         .collect();
-    a.browse = p.browse.iter().cloned().chain(a.browse).collect();
-    a.no_python = a.no_python || !p.allows("python");
+    t.browse = p.browse.iter().cloned().chain(t.browse.drain(..)).collect();
+    t.no_python = t.no_python || !p.allows("python");
     Ok((a, Some(p)))
 }
 

@@ -71,13 +71,8 @@ pub fn run(store: &Store, a: &ServeArgs) -> Result<ExitCode> {
 /// enable them (`llmos agent`'s flags). Built once now, so a bad --files
 /// root fails at start; each request then gets fresh ones.
 fn builtins(a: &ServeArgs) -> Result<llmos_server::agent::Builtins> {
-    let all = crate::agent::builtin_tools(
-        &a.files,
-        &a.allow_writes,
-        &a.browse,
-        a.no_python,
-        &mut |n| eprintln!("note: {n}"),
-    )?;
+    let a = &a.tools;
+    let all = crate::agent::builtin_tools(a, &mut |n| eprintln!("note: {n}"))?;
     let enabled: Vec<String> = all.iter().map(|t| t.name().to_string()).collect();
     drop(all);
     let mut disabled = Vec::new();
@@ -98,23 +93,15 @@ fn builtins(a: &ServeArgs) -> Result<llmos_server::agent::Builtins> {
             "start llmos serve with --browse HOST".into(),
         ));
     }
-    let (files, writes, browse, no_python) = (
-        a.files.clone(),
-        a.allow_writes.clone(),
-        a.browse.clone(),
-        a.no_python,
-    );
+    let flags = a.clone();
     let make: llmos_server::agent::ToolFactory = Arc::new(move |names: &[String]| {
         // Only what was asked for (no Python session for a calculator request).
         let want = |n: &str| names.iter().any(|x| x == n);
-        let tools = crate::agent::builtin_tools(
-            &files,
-            &writes,
-            &browse,
-            no_python || !want("python"),
-            &mut |_| {},
-        )
-        .map_err(|e| format!("{e:#}"))?;
+        let t = crate::cli::ToolArgs {
+            no_python: flags.no_python || !want("python"),
+            ..flags.clone()
+        };
+        let tools = crate::agent::builtin_tools(&t, &mut |_| {}).map_err(|e| format!("{e:#}"))?;
         Ok(tools.into_iter().filter(|t| want(t.name())).collect())
     });
     Ok(llmos_server::agent::Builtins {
