@@ -620,7 +620,16 @@ impl Agent {
                         decision.reason
                     )),
                     Some(t) => t.call(args),
-                    None => ToolOutput::error(format!("no tool named {}", call.name)),
+                    None => {
+                        let defs = self.tool_defs();
+                        let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+                        let descriptions: Vec<(&str, &str)> = self
+                            .tools
+                            .iter()
+                            .map(|t| (t.name(), t.description()))
+                            .collect();
+                        ToolOutput::error(no_such_tool(&call.name, &names, &descriptions))
+                    }
                 };
                 let output = self.settle_writes(step, &call.name, output, &mut guard, on_event);
                 for d in guard.observe(step, &call.name, &output) {
@@ -706,18 +715,63 @@ fn parse_calls(text: &str, defs: &[ToolDef]) -> llmos_grammar::ParsedOutput {
         return p;
     }
     let t = text.trim();
-    if let Some(body) = t.strip_prefix("```").and_then(|r| r.strip_suffix("```")) {
-        let body = body
+    let body = match t.strip_prefix("```").and_then(|r| r.strip_suffix("```")) {
+        Some(body) => body
             .trim_start_matches(|c: char| c.is_ascii_alphanumeric())
-            .trim();
-        if body.starts_with('{') {
-            let q = parse_tool_calls_for(body, defs);
-            if !q.tool_calls.is_empty() {
-                return q;
-            }
+            .trim(),
+        None => t,
+    };
+    if body.starts_with('{') {
+        let q = parse_tool_calls_for(body, defs);
+        if !q.tool_calls.is_empty() {
+            return q;
+        }
+        // Calls of tools that do not exist (qwen2.5-coder-0.5b calls the
+        // calculator's functions by name: {"name": "add_months", "arguments":
+        // {..}}) are calls, not the answer: they get an error result that
+        // names the tools, and the model another turn.
+        let calls = unknown_calls(body);
+        if !calls.is_empty() {
+            return llmos_grammar::ParsedOutput {
+                content: None,
+                tool_calls: calls,
+            };
         }
     }
     p
+}
+
+/// A text that is nothing but call objects (`{"name": .., "arguments":
+/// {..}}`, one or more), whatever the names, as calls; else none. Both keys
+/// must be there, so a JSON answer with a `name` is not taken for a call.
+fn unknown_calls(body: &str) -> Vec<ToolCall> {
+    let mut blocks = String::new();
+    for v in serde_json::Deserializer::from_str(body).into_iter::<Value>() {
+        let Ok(v) = v else { return Vec::new() };
+        let args = v.get("arguments").or_else(|| v.get("parameters"));
+        if !v.get("name").is_some_and(Value::is_string) || !args.is_some_and(Value::is_object) {
+            return Vec::new();
+        }
+        blocks.push_str(&format!("<tool_call>\n{v}\n</tool_call>\n"));
+    }
+    llmos_grammar::parse_tool_calls(&blocks).tool_calls
+}
+
+/// The result of a call of a tool that does not exist: the tools there are,
+/// and, when the name is a function some tool's description shows
+/// (`add_months(d, n)` in the calculator's), where it belongs.
+fn no_such_tool(name: &str, tools: &[&str], descriptions: &[(&str, &str)]) -> String {
+    let mut s = format!(
+        "there is no tool named {name}; the tools are: {}.",
+        tools.join(", ")
+    );
+    let call = format!("{name}(");
+    if let Some((owner, _)) = descriptions.iter().find(|(_, d)| d.contains(&call)) {
+        s.push_str(&format!(
+            " {name} is a function inside the {owner} tool's input: call {owner} with it in the expression, e.g. {name}(...)."
+        ));
+    }
+    s
 }
 
 /// Two calls with the same arguments (as JSON values: key order and spacing

@@ -199,6 +199,47 @@ fn a_call_in_a_code_fence_is_a_call() {
     );
 }
 
+/// qwen2.5-coder-0.5b called the calculator's date functions as tools
+/// (`{"name": "add_months", ...}`); that text was the final answer. It is a
+/// call of a tool that does not exist: an error result says which tools
+/// there are and where the function belongs, and the model goes on.
+#[test]
+fn a_call_of_a_tool_that_does_not_exist_gets_an_error_not_the_answer() {
+    let agent = Agent::new(vec![Box::new(Calculator::default())]);
+    let wrong =
+        "{\"name\": \"add_months\", \"arguments\": {\"expression\": \"2023-01-31\", \"n\": 17}}";
+    let right = call(
+        "calculator",
+        serde_json::json!({"expression": "add_months(2023-01-31, 17)", "digits": null}),
+    );
+    let mut llm = Script(vec![wrong.into(), right, "2024-06-30".into()], 0);
+    let out = agent
+        .run(&mut llm, "17 months after 2023-01-31?", &mut |_| {})
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((out.end, out.steps), (End::FinalAnswer, 3));
+    assert_eq!(out.answer.as_deref(), Some("2024-06-30"));
+    let tool: Vec<&str> = out
+        .messages
+        .iter()
+        .filter(|m| m.role == "tool")
+        .map(|m| m.content.as_str())
+        .collect();
+    assert!(
+        tool[0].contains("no tool named add_months")
+            && tool[0].contains("the tools are: calculator")
+            && tool[0].contains("inside the calculator tool's input"),
+        "{tool:?}"
+    );
+    assert!(tool[1].starts_with("2024-06-30 (Sunday"), "{tool:?}");
+    // A JSON answer that is not call-shaped (no "arguments") stays the answer.
+    let json = "{\"name\": \"Ada\", \"born\": 1815}";
+    let mut llm = Script(vec![json.into()], 0);
+    let out = agent
+        .run(&mut llm, "who, as JSON?", &mut |_| {})
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.answer.as_deref(), Some(json));
+}
+
 /// The same obeyed injection (read a file that says to write one and to
 /// show an image carrying data), run guarded (the default) and with
 /// `Agent::unguard` (`llmos agent --no-guards`, for the injection

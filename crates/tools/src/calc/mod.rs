@@ -282,7 +282,7 @@ impl Tool for Calculator {
         "Exact arithmetic. Use it for every calculation instead of computing in your head. \
          Integers and fractions are exact and unbounded (2**200 / 7 gives the exact fraction and its decimal expansion); \
          decimals are exact (0.1 + 0.2 = 3/10). Operators: + - * / // % ** (or ^) and postfix ! ; parentheses. \
-         Functions: sqrt cbrt root(x, n) exp ln log(x) log(x, base) log2 log10 sin cos tan asin acos atan atan2 \
+         Functions, written inside the expression (they are not tools): sqrt cbrt root(x, n) exp ln log(x) log(x, base) log2 log10 sin cos tan asin acos atan atan2 \
          sinh cosh tanh abs floor ceil trunc round(x) round(x, places) min max gcd lcm factorial comb(n, k); constants pi, e, tau. \
          Results that cannot be exact (pi, trigonometry, irrational roots) are marked approximate. \
          Dates are written YYYY-MM-DD (optionally with a time, 2024-03-10 08:15:00): a date alone shows its weekday, day of the year and ISO week; \
