@@ -898,7 +898,7 @@ impl Llm for EngineLlm<'_> {
             .first_call
             .as_deref()
             .filter(|_| messages.last().is_some_and(|m| m.role == "user"));
-        let spec = self.prompt.turn_spec(tools, first);
+        let spec = self.prompt.turn_spec(tools, first, messages);
         let mut grammar = Constraint::new(&self.vocab, &spec)?;
         let out = self.engine.generate_constrained(
             &mut self.session,

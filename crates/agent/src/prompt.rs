@@ -81,22 +81,38 @@ impl ChatPrompt {
         r.map_err(|e| AgentError::Template(e.to_string()))
     }
 
-    /// The grammar of one turn: the `auto` tool-call grammar (or a call of
-    /// `first_call`, the one tool the turn must call), or [`ANSWER_ONLY`]
-    /// when the loop asks for a text answer (`tools` false).
-    pub fn turn_spec(&self, tools: bool, first_call: Option<&str>) -> ConstraintSpec {
+    /// The grammar of the turn after `messages`: the `auto` tool-call
+    /// grammar, or a call of `first_call` (the one tool the turn must call),
+    /// or [`ANSWER_ONLY`] when the loop asks for a text answer (`tools`
+    /// false). Right after a call of a tool that does not exist (its error
+    /// result is the last message) the turn must call one that does:
+    /// qwen2.5-coder-0.5b otherwise called the made-up tool again until the
+    /// step limit.
+    pub fn turn_spec(
+        &self,
+        tools: bool,
+        first_call: Option<&str>,
+        messages: &[Message],
+    ) -> ConstraintSpec {
         if !tools {
             // Text only: no `<` (so no `<tool_call>`), and no `{` first (no bare call).
             return ConstraintSpec::Lark(ANSWER_ONLY.into());
         }
+        let after_unknown = messages.last().is_some_and(|m| {
+            m.role == "tool"
+                && m.name
+                    .as_deref()
+                    .is_some_and(|n| !self.tools.iter().any(|t| t.name == n))
+        });
         ConstraintSpec::ToolCalls {
             tools: self.tools.clone(),
             choice: match first_call {
                 Some(name) => ToolChoice::Named(name.to_string()),
+                None if after_unknown => ToolChoice::Required,
                 None => ToolChoice::Auto,
             },
             // One forced call, not a run of them.
-            parallel: first_call.is_none(),
+            parallel: first_call.is_none() && !after_unknown,
         }
     }
 }

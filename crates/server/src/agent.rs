@@ -202,9 +202,12 @@ impl Llm for BatchLlm {
         // As for plain requests: without the tool grammar (--no-tool-grammar)
         // calls are read from free text; a text-only turn is always constrained.
         let constraint: Option<Box<dyn TokenConstraint>> = match &m.grammar {
-            Some(vocab) if st.tool_grammar || !tools => Some(Box::new(
-                llmos_grammar::Constraint::new(vocab, &self.prompt.turn_spec(tools, None))?,
-            )),
+            Some(vocab) if st.tool_grammar || !tools => {
+                Some(Box::new(llmos_grammar::Constraint::new(
+                    vocab,
+                    &self.prompt.turn_spec(tools, None, messages),
+                )?))
+            }
             _ => None,
         };
         let (tx, rx) = std::sync::mpsc::channel();

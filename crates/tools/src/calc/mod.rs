@@ -285,10 +285,8 @@ impl Tool for Calculator {
          Functions, written inside the expression (they are not tools): sqrt cbrt root(x, n) exp ln log(x) log(x, base) log2 log10 sin cos tan asin acos atan atan2 \
          sinh cosh tanh abs floor ceil trunc round(x) round(x, places) min max gcd lcm factorial comb(n, k); constants pi, e, tau. \
          Results that cannot be exact (pi, trigonometry, irrational roots) are marked approximate. \
-         Dates are written YYYY-MM-DD (optionally with a time, 2024-03-10 08:15:00): a date alone shows its weekday, day of the year and ISO week; \
-         2031-11-02 - 1987-03-14 gives the days between; 2024-02-29 + 1000 the date 1000 days later; \
-         add_months(d, n) add_years(d, n) months_between(a, b) years_between(a, b) (whole years, e.g. an age) weekday(d) today(); \
-         durations: days(n) hours(n) minutes(n) seconds(n) weeks(n), and seconds(duration) etc. to count one in a unit."
+         Dates too, written YYYY-MM-DD: 2031-11-02 - 1987-03-14 gives the days between, 2024-02-29 + 1000 the date 1000 days later, \
+         and a date alone its weekday."
     }
 
     fn parameters(&self) -> Json {
