@@ -206,8 +206,7 @@ fn a_call_in_a_code_fence_is_a_call() {
 #[test]
 fn a_call_of_a_tool_that_does_not_exist_gets_an_error_not_the_answer() {
     let agent = Agent::new(vec![Box::new(Calculator::default())]);
-    let wrong =
-        "{\"name\": \"round\", \"arguments\": {\"expression\": \"2023-01-31\", \"n\": 17}}";
+    let wrong = "{\"name\": \"round\", \"arguments\": {\"expression\": \"2023-01-31\", \"n\": 17}}";
     let right = call(
         "calculator",
         serde_json::json!({"expression": "add_months(2023-01-31, 17)", "digits": null}),

@@ -226,9 +226,7 @@ pub fn run(store: &Store, a: &AgentArgs) -> Result<ExitCode> {
             Event::Thought(t) => writeln!(out, "thought: {}", shorten(t)),
             Event::Call { name, arguments } => writeln!(out, "call: {name} {arguments}"),
             Event::Result { name, output } => {
-                if name == "search" && !output.is_error {
-                    passages.extend(search_passages(&output.content));
-                }
+                passages.extend(output.sources.iter().cloned());
                 let tag = if output.is_error {
                     " (error)"
                 } else if output.untrusted {
@@ -281,40 +279,6 @@ fn ask_on_terminal(question: &str) -> bool {
     matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
-/// The passages of a `search` result (the search tool's format): each
-/// runs from its `[n] PATH:A-B` line to its `(source: PATH:A-B)` line.
-fn search_passages(text: &str) -> Vec<llmos_rag::ask::Source> {
-    let mut out = Vec::new();
-    let mut block: Vec<&str> = Vec::new();
-    for line in text.lines() {
-        let head = line.strip_prefix('[').and_then(|r| r.split_once("] "));
-        if head.is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit())) {
-            block.clear();
-        }
-        block.push(line);
-        let Some(src) = line
-            .strip_prefix("(source: ")
-            .and_then(|r| r.strip_suffix(')'))
-        else {
-            continue;
-        };
-        let parsed = src.rsplit_once(':').and_then(|(path, lines)| {
-            let (a, b) = lines.split_once('-')?;
-            Some((path, a.parse().ok()?, b.parse().ok()?))
-        });
-        if let Some((path, a, b)) = parsed {
-            out.push(llmos_rag::ask::Source {
-                path: path.to_string(),
-                line_start: a,
-                line_end: b,
-                excerpt: block.join("\n"),
-            });
-        }
-        block.clear();
-    }
-    out
-}
-
 /// When the answer names none of the searched files (small models often
 /// leave the citation out), cite for the model as `llmos ask` does: each
 /// answer sentence under the passage holding its words. Word matching, not
@@ -342,25 +306,22 @@ fn cite_for_the_model(
 mod tests {
     use super::*;
 
-    const RESULT: &str = "[1] kb/ops/backup.md:1-6 § Backups\n# Backups\n\nThe backup server is called zephyr.\n(source: kb/ops/backup.md:1-6)\n\n\
-                          [2] kb/net.md:3-4\nThe VPN gateway is vpn1.\n(source: kb/net.md:3-4)";
-
-    #[test]
-    fn passages_are_read_from_the_search_format() {
-        let p = search_passages(RESULT);
-        assert_eq!(p.len(), 2, "{p:?}");
-        assert_eq!(p[1].to_string(), "kb/net.md:3-4");
-        // A blank line inside a passage does not split it.
-        assert_eq!(p[0].to_string(), "kb/ops/backup.md:1-6");
-        assert!(p[0]
-            .excerpt
-            .starts_with("[1] kb/ops/backup.md:1-6 § Backups\n# Backups\n\nThe backup"));
-        assert!(p[1].excerpt.starts_with("[2] kb/net.md"), "{p:?}");
+    fn passages() -> Vec<llmos_rag::ask::Source> {
+        let p = |path: &str, a, b, excerpt: &str| llmos_rag::ask::Source {
+            path: path.into(),
+            line_start: a,
+            line_end: b,
+            excerpt: excerpt.into(),
+        };
+        vec![
+            p("kb/ops/backup.md", 1, 6, "[1] kb/ops/backup.md:1-6 § Backups\n# Backups\n\nThe backup server is called zephyr.\n(source: kb/ops/backup.md:1-6)"),
+            p("kb/net.md", 3, 4, "[2] kb/net.md:3-4\nThe VPN gateway is vpn1.\n(source: kb/net.md:3-4)"),
+        ]
     }
 
     #[test]
     fn an_uncited_answer_is_cited_and_a_cited_one_left_alone() {
-        let p = search_passages(RESULT);
+        let p = passages();
         let mut out = Vec::new();
         cite_for_the_model(&mut out, "The backup server is called zephyr.", &p).unwrap_or_default();
         let s = String::from_utf8_lossy(&out);

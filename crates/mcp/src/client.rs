@@ -172,7 +172,7 @@ pub fn from_call_result(r: CallToolResult) -> ToolOutput {
         content: parts.join("\n"),
         is_error: r.is_error.unwrap_or(false),
         untrusted: true,
-        side_effects: Vec::new(),
+        ..ToolOutput::default()
     }
 }
 

@@ -247,10 +247,8 @@ impl Tool for Browse {
         };
         match self.fetch(&url) {
             Ok((text, side_effects)) => ToolOutput {
-                content: text,
-                is_error: false,
-                untrusted: true,
                 side_effects,
+                ..ToolOutput::ok(text).untrusted()
             },
             // Error text can quote the server's response: still outside data.
             Err(e) => ToolOutput::error(e).untrusted(),

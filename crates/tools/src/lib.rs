@@ -88,6 +88,9 @@ pub struct ToolOutput {
     pub untrusted: bool,
     /// What the call changed, or asks to change.
     pub side_effects: Vec<SideEffect>,
+    /// The passages `content` quotes, with where each comes from (`search`
+    /// fills it), so citations need not be parsed back out of the text.
+    pub sources: Vec<llmos_rag::ask::Source>,
 }
 
 impl ToolOutput {

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use llmos_embed::Embed;
+use llmos_rag::ask::Source;
 use llmos_rag::{Index, Mode, Retriever};
 use serde_json::{json, Value as Json};
 
@@ -86,7 +87,7 @@ impl Search {
             .map_or_else(|| path.to_string(), |rel| rel.display().to_string())
     }
 
-    fn search(&self, query: &str) -> Result<String, String> {
+    fn search(&self, query: &str) -> Result<(String, Vec<Source>), String> {
         let index = self.index.lock().map_err(|_| {
             "search: the index is unavailable (an earlier call panicked)".to_string()
         })?;
@@ -100,11 +101,15 @@ impl Search {
             .filter(|h| h.cosine >= self.limits.min_cosine)
             .collect();
         if hits.is_empty() {
-            return Ok(format!(
-                "No passage in the index matches {query:?}. Say that the documents do not answer it; do not guess."
+            return Ok((
+                format!(
+                    "No passage in the index matches {query:?}. Say that the documents do not answer it; do not guess."
+                ),
+                Vec::new(),
             ));
         }
         let mut out = String::new();
+        let mut sources = Vec::new();
         for (i, h) in hits.iter().enumerate() {
             let c = &h.chunk;
             let mut text = c.text.trim().to_string();
@@ -122,18 +127,21 @@ impl Search {
             };
             // The source heads the passage and closes it: small models copy
             // what sits next to the fact they use.
-            let src = format!(
-                "{}:{}-{}",
-                self.cite_path(&c.path),
-                c.line_start,
-                c.line_end
-            );
-            out.push_str(&format!(
-                "[{}] {src}{heading}\n{text}\n(source: {src})\n\n",
-                i + 1
-            ));
+            let source = Source {
+                path: self.cite_path(&c.path),
+                line_start: c.line_start,
+                line_end: c.line_end,
+                excerpt: String::new(),
+            };
+            let passage = format!("[{}] {source}{heading}\n{text}\n(source: {source})", i + 1);
+            out.push_str(&passage);
+            out.push_str("\n\n");
+            sources.push(Source {
+                excerpt: passage,
+                ..source
+            });
         }
-        Ok(out.trim_end().to_string())
+        Ok((out.trim_end().to_string(), sources))
     }
 }
 
@@ -157,7 +165,10 @@ impl Tool for Search {
             Err(e) => return ToolOutput::error(e),
         };
         match self.search(&query) {
-            Ok(text) => ToolOutput::ok(text).untrusted(),
+            Ok((text, sources)) => ToolOutput {
+                sources,
+                ..ToolOutput::ok(text).untrusted()
+            },
             Err(e) => ToolOutput::error(e),
         }
     }

@@ -70,10 +70,23 @@ fn search_returns_cited_untrusted_passages() {
         out.content
     );
     assert!(out.content.contains("zephyr"), "{}", out.content);
+    // The same passages, structured: each excerpt is in the text, headed
+    // and closed by its source.
+    assert!(!out.sources.is_empty());
+    assert_eq!(out.sources[0].path, "kb/ops/backup.md");
+    for s in &out.sources {
+        assert!(out.content.contains(&s.excerpt), "{s:?}");
+        assert!(
+            s.excerpt.ends_with(&format!("(source: {s})")),
+            "{}",
+            s.excerpt
+        );
+    }
 
     let none = tool.call(json!({"query": "quantum chromodynamics lattice gauge theory"}));
     assert!(!none.is_error);
     assert!(none.content.starts_with("No passage"), "{}", none.content);
+    assert!(none.sources.is_empty());
 
     let bad = tool.call(json!({"query": "x", "k": 3}));
     assert!(
