@@ -101,9 +101,11 @@ impl Search {
             .filter(|h| h.cosine >= self.limits.min_cosine)
             .collect();
         if hits.is_empty() {
+            // A statement, not an instruction: small models copy this as
+            // their answer ("... Say that ...; do not guess." was copied).
             return Ok((
                 format!(
-                    "No passage in the index matches {query:?}. Say that the documents do not answer it; do not guess."
+                    "No passage in the index matches {query:?}: the documents do not cover this."
                 ),
                 Vec::new(),
             ));
