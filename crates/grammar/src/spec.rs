@@ -309,10 +309,12 @@ fn tools_lark(
             bare.push(format!("btrig{i} ARGS args{i} END"));
             fenced.push(format!("ftrig{i} ARGS args{i} END"));
         }
-        // Parallel bare calls come one per line (how Qwen2.5-Coder-1.5B
-        // writes them); each is triggered and held to its schema as the first.
-        let bares = if parallel { " (\"\\n\" bone)*" } else { "" };
-        g.push_str(&format!("bone: {}\nbare: bone{bares}\n", bare.join(" | ")));
+        // One bare call, then the end. Several, one per line, is how
+        // Qwen2.5-Coder-1.5B writes parallel calls without tags (the parser
+        // reads them), but allowing a newline after a bare call let
+        // qwen2.5-coder-0.5b write the same call again and again until
+        // max_tokens: once the newline is out, only another call may follow.
+        g.push_str(&format!("bare: {}\n", bare.join(" | ")));
         g.push_str(&format!(
             "fenced: ({}) \"\\n```\"{fences}\n",
             fenced.join(" | ")

@@ -191,46 +191,30 @@ fn required_parallel_allows_several_blocks() {
     assert!(allows(&mut c, &tok, eos));
 }
 
+/// A bare call ends the output, even with parallel calls allowed: with a
+/// newline allowed after it, qwen2.5-coder-0.5b wrote the same bare call
+/// again and again until max_tokens (a newline commits to another call).
+/// Several bare calls in free text are still parsed (`tools.rs`).
 #[test]
-fn auto_parallel_allows_bare_calls_one_per_line() {
+fn a_bare_call_ends_the_output_even_when_parallel() {
     let Some((tok, vocab)) = qwen() else { return };
-    let spec = |parallel| ConstraintSpec::ToolCalls {
-        tools: vec![tool("search"), tool("open")],
-        choice: ToolChoice::Auto,
-        parallel,
-    };
     let eos = tok.eos().expect("eos");
-    let call =
-        |n: &str, q: &str| format!("{{\"name\": \"{n}\", \"arguments\": {{\"q\": \"{q}\"}}}}");
-    let mut c = Constraint::new(&vocab, &spec(true)).expect("compile");
-    feed(&mut c, &tok, &call("search", "a"));
-    assert!(allows(&mut c, &tok, eos));
-    feed(&mut c, &tok, "\n");
-    // after the newline, only another call of an offered tool
-    let hello = tok.encode("Hello", false, false)[0];
-    assert!(!allows(&mut c, &tok, hello), "text after a bare call");
-    assert!(!allows(&mut c, &tok, eos), "EOS inside a call");
-    feed(
-        &mut c,
-        &tok,
-        "{\"name\": \"open\", \"arguments\": {\"q\": \"b\"",
-    );
-    let comma = tok.encode(",", false, false)[0];
-    assert!(
-        !allows(&mut c, &tok, comma),
-        "the second call is held to its schema"
-    );
-    feed(&mut c, &tok, "}}");
-    assert!(allows(&mut c, &tok, eos));
-    // parallel_tool_calls: false: one bare call, then the end
-    let mut c = Constraint::new(&vocab, &spec(false)).expect("compile");
-    feed(&mut c, &tok, &call("search", "a"));
     let nl = tok.encode("\n", false, false)[0];
-    assert!(
-        !allows(&mut c, &tok, nl),
-        "a second call when parallel is off"
-    );
-    assert!(allows(&mut c, &tok, eos));
+    for parallel in [true, false] {
+        let spec = ConstraintSpec::ToolCalls {
+            tools: vec![tool("search"), tool("open")],
+            choice: ToolChoice::Auto,
+            parallel,
+        };
+        let mut c = Constraint::new(&vocab, &spec).expect("compile");
+        feed(
+            &mut c,
+            &tok,
+            "{\"name\": \"search\", \"arguments\": {\"q\": \"a\"}}",
+        );
+        assert!(allows(&mut c, &tok, eos), "parallel {parallel}");
+        assert!(!allows(&mut c, &tok, nl), "parallel {parallel}");
+    }
 }
 
 /// Mask time per token for the grammars the server uses, over a realistic
