@@ -491,6 +491,57 @@ fn read_only_folders_are_readable_but_not_writable() {
     );
 }
 
+/// `llmos agent --files ./data "... data/t.csv ..."`: the code opens the
+/// path as the user wrote it, relative to the user's working directory, but
+/// runs in the scratch folder. A folder under the working directory is shown
+/// there too (read-only), and it is not reported as a produced file.
+#[test]
+fn read_only_folders_are_also_at_the_users_relative_path() {
+    let Some(p) = session(quick()) else { return };
+    let host = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let cwd = std::fs::canonicalize(host.path()).unwrap_or_else(|e| panic!("{e}"));
+    let shown = cwd.join("data");
+    std::fs::create_dir(&shown).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(shown.join("t.csv"), "a,b\n1,2\n3,4\n").unwrap_or_else(|e| panic!("{e}"));
+    let p = p
+        .read_only_from(&[&shown], Some(&cwd))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        p.description()
+            .contains("from the working directory as data/"),
+        "{}",
+        p.description()
+    );
+    let r = run(
+        &p,
+        "import csv\n\
+         rows = list(csv.DictReader(open('data/t.csv')))\n\
+         print('SUM', sum(int(r['b']) for r in rows))\n\
+         try:\n\
+         \x20   open('data/new.txt', 'w').write('x'); print('WROTE')\n\
+         except OSError as e:\n\
+         \x20   print('denied', type(e).__name__)\n\
+         open('out.txt', 'w').write('ok')\n",
+    );
+    assert_eq!(r.status, Status::Ok, "{r:?}");
+    assert!(r.stdout.contains("SUM 6"), "{}", r.stdout);
+    assert!(r.stdout.contains("denied"), "{}", r.stdout);
+    assert!(!shown.join("new.txt").exists());
+    let produced: Vec<String> = r
+        .files
+        .iter()
+        .map(|(f, _)| f.display().to_string())
+        .collect();
+    assert_eq!(produced, ["out.txt"], "{r:?}");
+    // A folder outside the working directory: absolute path only.
+    let Some(p) = session(quick()) else { return };
+    let other = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let p = p
+        .read_only_from(&[other.path()], Some(&cwd))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!p.description().contains("from the working directory"));
+}
+
 #[test]
 fn a_read_only_folder_may_not_cover_the_sandbox_mounts() {
     let Some(p) = session(quick()) else { return };

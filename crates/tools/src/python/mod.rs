@@ -106,6 +106,10 @@ pub struct Python {
     root: tempfile::TempDir,
     /// Host folders shown read-only at the same paths (canonical).
     read_only: Vec<PathBuf>,
+    /// Those of them under the user's working directory, also shown at their
+    /// path relative to it inside the scratch folder (`data/x.csv` works as
+    /// the user wrote it): (host folder, relative path).
+    relative: Vec<(PathBuf, PathBuf)>,
     /// The tool's description, naming the read-only folders.
     description: String,
     proc: Mutex<Option<Proc>>,
@@ -189,6 +193,7 @@ impl Python {
             limits,
             root,
             read_only: Vec::new(),
+            relative: Vec::new(),
             description: format!("{DESCRIPTION}{}", packages_sentence()),
             proc: Mutex::new(None),
         })
@@ -201,27 +206,65 @@ impl Python {
     /// [`Error::BadRoot`] when a folder cannot be canonicalised or is not a
     /// directory; [`Error::SandboxUnavailable`] when it would cover one of the
     /// sandbox's own mounts (`/`, `/usr`, `/tmp`, ...).
-    pub fn read_only<P: AsRef<Path>>(mut self, dirs: &[P]) -> Result<Python, Error> {
+    pub fn read_only<P: AsRef<Path>>(self, dirs: &[P]) -> Result<Python, Error> {
+        let cwd = std::env::current_dir().and_then(|d| d.canonicalize()).ok();
+        self.read_only_from(dirs, cwd.as_deref())
+    }
+
+    /// As [`Python::read_only`]; a folder under `cwd` (the user's working
+    /// directory) is also shown at its path relative to `cwd` inside the
+    /// scratch folder, so the paths the user writes work in code as they
+    /// are (`llmos agent --files ./data "... data/sales.csv ..."`: Python
+    /// runs in the scratch folder, where `data/sales.csv` was not found).
+    ///
+    /// # Errors
+    /// As [`Python::read_only`].
+    pub fn read_only_from<P: AsRef<Path>>(
+        mut self,
+        dirs: &[P],
+        cwd: Option<&Path>,
+    ) -> Result<Python, Error> {
         for d in dirs {
             let p = d.as_ref();
             let c = crate::canonical_dir(p)?;
             sandbox::check_read_only(&c)?;
-            if !self.read_only.contains(&c) {
-                self.read_only.push(c);
+            if self.read_only.contains(&c) {
+                continue;
             }
+            let rel = cwd
+                .and_then(|w| c.strip_prefix(w).ok())
+                .filter(|r| r.components().count() > 0)
+                .map(Path::to_path_buf);
+            if let Some(rel) = rel {
+                self.relative.push((c.clone(), rel));
+            }
+            self.read_only.push(c);
         }
         let list: Vec<String> = self
             .read_only
             .iter()
             .map(|d| d.display().to_string())
             .collect();
+        let rel: Vec<String> = self
+            .relative
+            .iter()
+            .map(|(_, r)| format!("{}/", r.display()))
+            .collect();
         self.description = if list.is_empty() {
             format!("{DESCRIPTION}{}", packages_sentence())
-        } else {
+        } else if rel.is_empty() {
             format!(
                 "{DESCRIPTION}{} The user's folders can be read (not written) at these absolute paths: {}.",
                 packages_sentence(),
                 list.join(", ")
+            )
+        } else {
+            format!(
+                "{DESCRIPTION}{} The user's folders can be read (not written) at these absolute paths: {}; \
+                 and from the working directory as {}.",
+                packages_sentence(),
+                list.join(", "),
+                rel.join(", ")
             )
         };
         Ok(self)
@@ -246,6 +289,7 @@ impl Python {
             &self.scratch(),
             &self.root.path().join("io"),
             &self.read_only,
+            &self.relative,
             &self.limits,
             REPL,
         )?;

@@ -203,6 +203,7 @@ impl Sandbox {
         scratch: &Path,
         io: &Path,
         read_only: &[PathBuf],
+        relative: &[(PathBuf, PathBuf)],
         limits: &Limits,
         repl_src: &str,
     ) -> Result<(Command, Option<OwnedFd>), Error> {
@@ -238,6 +239,20 @@ impl Sandbox {
         // After /tmp's tmpfs, so that a folder under the host's /tmp shows through.
         for d in read_only {
             cmd.arg("--ro-bind").arg(d).arg(d);
+        }
+        // Again under the scratch folder at the user's relative path (bwrap
+        // makes the empty mount point in scratch; host-side listings of
+        // produced files see only that empty folder).
+        for (d, rel) in relative {
+            if rel.is_relative()
+                && !rel
+                    .components()
+                    .any(|c| c == std::path::Component::ParentDir)
+            {
+                cmd.arg("--ro-bind")
+                    .arg(d)
+                    .arg(Path::new(SCRATCH).join(rel));
+            }
         }
         cmd.args(["--chdir", SCRATCH, "--clearenv"]);
         for (k, v) in [
