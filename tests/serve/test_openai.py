@@ -16,14 +16,13 @@ import argparse
 import http.client
 import json
 import re
-import sys
 import threading
 import time
-import traceback
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 import openai
+from runner import run_tests
 
 ARGS = None
 CLIENT = None
@@ -487,21 +486,7 @@ def main():
     p.add_argument("-k", help="run only tests whose name contains this")
     ARGS = p.parse_args()
     CLIENT = client()
-    failed = []
-    t_all = time.time()
-    for t in TESTS:
-        if ARGS.k and ARGS.k not in t.__name__:
-            continue
-        t0 = time.time()
-        try:
-            t()
-            print(f"ok   {t.__name__} ({time.time() - t0:.2f} s)", flush=True)
-        except Exception:
-            failed.append(t.__name__)
-            print(f"FAIL {t.__name__} ({time.time() - t0:.2f} s)", flush=True)
-            traceback.print_exc()
-    print(f"{len(failed)} failed, {time.time() - t_all:.1f} s in all: {failed}")
-    sys.exit(1 if failed else 0)
+    run_tests(TESTS, ARGS.k)
 
 
 if __name__ == "__main__":
